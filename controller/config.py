@@ -1,0 +1,209 @@
+"""Configuration: one declarative table of options, read from an INI file
+(in the spirit of quantum.conf) and overridden by command-line flags.
+
+Every option is `section.name`; the flag is `--name` (or `--section-name` when
+the name alone would be ambiguous). `quantum-controller --help` prints them all.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+def _bool(v: str | bool) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{v!r} is not a boolean")
+
+
+def _list(v: str | list) -> list[str]:
+    if isinstance(v, list):
+        return v
+    return [x.strip() for x in str(v).split(",") if x.strip()]
+
+
+@dataclass(frozen=True)
+class Opt:
+    section: str
+    name: str
+    default: Any
+    help: str
+    type: Callable[[Any], Any] = str
+    flag: str | None = None  # defaults to --name
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+OPTS: list[Opt] = [
+    # [DEFAULT]
+    Opt("DEFAULT", "state_dir", "/var/lib/quantum-controller",
+        "Directory for the embedded SQLite database and other state."),
+    Opt("DEFAULT", "bind_host", "0.0.0.0", "Address the REST API listens on."),
+    Opt("DEFAULT", "bind_port", 9696, "Port of the REST API (Quantum's 9696).", int),
+    Opt("DEFAULT", "auth_strategy", "noauth",
+        "noauth (project/user/roles from X-Project-Id, X-User-Id, X-Roles) or keystone.", str),
+    Opt("DEFAULT", "base_mac", "fa:16:3e:00:00:00", "Base of generated MAC addresses."),
+    Opt("DEFAULT", "global_physnet_mtu", 1500, "MTU of the physical network underneath.", int),
+    Opt("DEFAULT", "max_body_size", 1048576, "Largest accepted request body in bytes (413 above).", int),
+    Opt("DEFAULT", "max_dns_nameservers", 5, "Most DNS servers per subnet.", int),
+    Opt("DEFAULT", "max_subnet_host_routes", 20, "Most host routes per subnet.", int),
+    Opt("DEFAULT", "pagination_max_limit", -1, "Largest page size (-1: unlimited).", int),
+    Opt("DEFAULT", "policy_file", "", "JSON policy file overriding the default rules."),
+    Opt("DEFAULT", "debug", False, "Log at DEBUG level.", _bool),
+    Opt("DEFAULT", "log_file", "", "Log to this file instead of stderr."),
+    # [database]
+    Opt("database", "connection", "",
+        "SQLAlchemy URL; empty means sqlite:///<state_dir>/quantum.db. "
+        "Example: postgresql://user:pw@db/quantum", flag="database-connection"),
+    # [openflow]
+    Opt("openflow", "listen_host", "0.0.0.0", "Address the OpenFlow listener binds.", flag="ofp-listen-host"),
+    Opt("openflow", "listen_port", 6653, "OpenFlow listen port.", int, flag="ofp-listen-port"),
+    Opt("openflow", "echo_interval", 2, "Seconds between OpenFlow echo requests.", int),
+    # [ml2]
+    Opt("ml2", "tenant_network_types", "gre",
+        "Ordered list of segment types for tenant networks (gre, vxlan, vlan, local).", _list),
+    Opt("ml2", "flat_networks", "*", "Physical networks usable as flat networks (* = any).", _list),
+    Opt("ml2", "network_vlan_ranges", "physnet1:100:199",
+        "physnet[:min:max] list; a physnet without range is provider-only.", _list),
+    Opt("ml2", "tunnel_id_ranges", "1:65535", "GRE key ranges for tenant networks.", _list),
+    Opt("ml2", "vni_ranges", "1:65535", "VXLAN VNI ranges for tenant networks.", _list),
+    Opt("ml2", "path_mtu", 0, "MTU of the tunnel underlay (0: global_physnet_mtu).", int),
+    # [quotas]
+    Opt("quotas", "quota_network", 100, "Networks per project (-1: unlimited).", int),
+    Opt("quotas", "quota_subnet", 100, "Subnets per project.", int),
+    Opt("quotas", "quota_port", 500, "Ports per project.", int),
+    Opt("quotas", "quota_router", 10, "Routers per project.", int),
+    Opt("quotas", "quota_floatingip", 50, "Floating IPs per project.", int),
+    Opt("quotas", "quota_security_group", 10, "Security groups per project.", int),
+    Opt("quotas", "quota_security_group_rule", 100, "Security group rules per project.", int),
+    # [dhcp]
+    Opt("dhcp", "lease_duration", 86400, "DHCP lease time in seconds.", int),
+    Opt("dhcp", "dns_domain", "openstacklocal", "Domain name sent in DHCP option 15."),
+    Opt("dhcp", "packet_in_rate", 50, "DHCP packet-ins per second allowed per port.", int),
+    # [metadata]
+    Opt("metadata", "nova_metadata_url", "http://127.0.0.1:8775", "Nova metadata API base URL."),
+    Opt("metadata", "metadata_proxy_shared_secret", "", "Secret for X-Instance-ID-Signature."),
+    Opt("metadata", "timeout", 10, "Seconds to wait for Nova's metadata API.", int),
+]
+
+OPTS_BY_KEY = {o.key: o for o in OPTS}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Config:
+    """Resolved configuration: `cfg.get('ml2.tenant_network_types')` or attribute
+    access by section (`cfg.ml2.tenant_network_types`, `cfg.DEFAULT.bind_port`)."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = dict(values)
+
+    def get(self, key: str) -> Any:
+        return self._values[key]
+
+    def __getattr__(self, section: str):
+        if section.startswith("_"):
+            raise AttributeError(section)
+        prefix = section + "."
+        found = {k[len(prefix):]: v for k, v in self._values.items() if k.startswith(prefix)}
+        if not found:
+            raise AttributeError(section)
+        return _Section(found)
+
+    @property
+    def database_url(self) -> str:
+        url = self.get("database.connection")
+        if url:
+            return url
+        return "sqlite:///" + os.path.join(self.get("DEFAULT.state_dir"), "quantum.db")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+class _Section:
+    def __init__(self, values):
+        self.__dict__.update(values)
+
+
+def _flag(o: Opt) -> str:
+    return "--" + (o.flag or o.name).replace("_", "-")
+
+
+def build_parser(prog: str = "quantum-controller") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Central OpenFlow controller serving the Quantum v2.0 API. "
+        "With no options it keeps an SQLite database in --state-dir, serves the "
+        "API on :9696 and accepts Open vSwitch bridges on :6653.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config-file", action="append", default=[],
+                   help="INI file(s) (quantum.conf style); later files and flags override earlier ones.")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for o in OPTS:
+        g = groups.setdefault(o.section, p.add_argument_group(f"[{o.section}]"))
+        g.add_argument(_flag(o), dest=o.key, default=None, metavar=o.name.upper(),
+                       help=f"{o.help} (default: {o.default})")
+    return p
+
+
+def load(argv: list[str] | None = None, environ: dict | None = None) -> Config:
+    """Defaults, then each --config-file in order, then flags."""
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {o.key: o.default for o in OPTS}
+    for path in args.config_file:
+        values.update(read_ini(path))
+    for o in OPTS:
+        v = getattr(args, o.key)
+        if v is not None:
+            values[o.key] = v
+    return Config(_convert(values))
+
+
+def from_dict(overrides: dict[str, Any] | None = None) -> Config:
+    """Configuration for embedding and tests: defaults plus `{'section.name': value}`."""
+    values: dict[str, Any] = {o.key: o.default for o in OPTS}
+    for k, v in (overrides or {}).items():
+        if k not in OPTS_BY_KEY:
+            raise ConfigError(f"unknown option {k}")
+        values[k] = v
+    return Config(_convert(values))
+
+
+def read_ini(path: str) -> dict[str, Any]:
+    cp = configparser.ConfigParser(interpolation=None)
+    if not cp.read(path):
+        raise ConfigError(f"cannot read config file {path}")
+    out = {}
+    for section in ["DEFAULT", *cp.sections()]:
+        items = cp.defaults() if section == "DEFAULT" else {
+            k: v for k, v in cp.items(section) if k not in cp.defaults()}
+        for name, value in items.items():
+            key = f"{section}.{name}"
+            if key not in OPTS_BY_KEY:
+                raise ConfigError(f"{path}: unknown option [{section}] {name}")
+            out[key] = value
+    return out
+
+
+def _convert(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, v in values.items():
+        o = OPTS_BY_KEY[key]
+        try:
+            out[key] = o.type(v) if v is not None else None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"[{o.section}] {o.name}: {e}") from None
+    return out

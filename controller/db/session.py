@@ -1,0 +1,130 @@
+"""Engine, transactions and migrations.
+
+All writes go through `Database.write()`, a transaction that either commits
+whole or leaves nothing behind. On SQLite it starts with BEGIN IMMEDIATE
+(one writer at a time, no lock-upgrade deadlocks); on PostgreSQL it retries
+serialization failures and deadlocks.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+LOG = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+class Database:
+    def __init__(self, url: str):
+        url = _with_driver(url)
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                           "isolation_level": None,
+                                                           "timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def read(self):
+        """A session for reading; nothing it does is committed."""
+        s: Session = self._sessions()
+        try:
+            yield s
+        finally:
+            s.rollback()
+            s.close()
+
+    @contextlib.contextmanager
+    def write(self):
+        """One transaction: commit on success, roll back on any exception."""
+        s: Session = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def run_in_transaction(self, fn, *args, retries: int = 10, **kwargs):
+        """Run fn(session, ...) in a write transaction, retrying on transient
+        conflicts (lock timeouts, serialization failures, deadlocks)."""
+        for attempt in range(retries):
+            try:
+                with self.write() as s:
+                    return fn(s, *args, **kwargs)
+            except (OperationalError, DBAPIError) as e:
+                if attempt == retries - 1 or not _is_transient(e):
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+
+    def upgrade(self):
+        """Bring the schema to the newest migration."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", MIGRATIONS_DIR)
+        cfg.attributes["connection_url"] = self.url
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        LOG.info("database schema at head (%s)", _redact(self.url))
+
+    def dispose(self):
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_on_begin(conn):
+    # pysqlite's own transaction handling is off (isolation_level=None); start
+    # every transaction as IMMEDIATE so writers queue on the lock instead of
+    # failing with "database is locked" when upgrading a read lock.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_transient(e: Exception) -> bool:
+    msg = str(getattr(e, "orig", e)).lower()
+    return any(s in msg for s in ("database is locked", "could not serialize",
+                                  "deadlock detected", "serialization failure"))
+
+
+def _with_driver(url: str) -> str:
+    """SQLAlchemy 2.1 maps postgresql:// to psycopg 3; use psycopg2 when that is
+    what is installed."""
+    if url.startswith("postgresql://"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,120 @@
+"""A flow entry as plain, hashable data.
+
+Flow compilers return lists of `Flow`; only the reconciler turns them into
+OpenFlow messages (controller/flows/ofcodec.py) and sends them. A Flow read back
+from a switch is decoded into the same form, so desired and installed flows
+compare with `==`.
+
+Match: a tuple of (field, value) pairs sorted by field, with os-ken OXM field
+names (`in_port`, `eth_dst`, `vlan_vid`, `eth_type`, `ipv4_dst`, `tunnel_id`,
+`reg6`, `metadata`, ...). A masked value is a (value, mask) tuple. Build it with
+`match(...)`.
+
+Actions: a tuple of small tuples, applied in order:
+    ("output", port)             port may be an int or "in_port"/"controller"/"normal"/"flood"/"local"
+    ("controller", max_len)      send to the controller (packet-in)
+    ("set_field", field, value)  e.g. ("set_field", "vlan_vid", 0x1000 | 5)
+    ("push_vlan", ethertype)     ("pop_vlan",)
+    ("move", src_field, dst_field, n_bits)   NXM register move (ARP responder)
+    ("dec_ttl",)
+    ("ct", {"commit": bool, "zone": int, "table": int|None, "nat": {...}|None})
+    ("meter", meter_id)          (an instruction in OF1.3; kept in order here)
+    ("goto", table)              must be last; becomes the goto-table instruction
+An empty tuple drops the packet.
+
+Cookie: the owner of the flow (see cookies.py), so stale flows can be found and
+the console can say which network, port or router a flow serves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Match = tuple[tuple[str, Any], ...]
+Actions = tuple[tuple, ...]
+
+
+def match(**fields: Any) -> Match:
+    """match(in_port=3, eth_type=0x0800) -> canonical sorted tuple."""
+    return tuple(sorted((k, _freeze(v)) for k, v in fields.items() if v is not None))
+
+
+def _freeze(v):
+    if isinstance(v, list):
+        return tuple(v)
+    return v
+
+
+@dataclass(frozen=True, order=True)
+class Flow:
+    bridge: str        # bridge role on the node: "br-int", "br-tun", "br-ex" or a br-ethX name
+    table: int
+    priority: int
+    match: Match
+    actions: Actions = ()
+    cookie: int = 0
+    idle_timeout: int = field(default=0, compare=False)
+
+    @property
+    def key(self) -> tuple:
+        """What makes two flows the same entry in an OpenFlow table."""
+        return (self.bridge, self.table, self.priority, self.match)
+
+    @property
+    def body(self) -> tuple:
+        """What a modify changes for an existing key."""
+        return (self.cookie, self.actions)
+
+    def __str__(self) -> str:
+        return format_flow(self)
+
+
+def format_match(m: Match) -> str:
+    parts = []
+    for k, v in m:
+        if isinstance(v, tuple):
+            parts.append(f"{k}={_fmt(k, v[0])}/{_fmt(k, v[1])}")
+        else:
+            parts.append(f"{k}={_fmt(k, v)}")
+    return ",".join(parts)
+
+
+def format_actions(actions: Actions) -> str:
+    if not actions:
+        return "drop"
+    out = []
+    for a in actions:
+        op, args = a[0], a[1:]
+        if op == "output":
+            out.append(f"output:{args[0]}")
+        elif op == "goto":
+            out.append(f"goto_table:{args[0]}")
+        elif op == "set_field":
+            out.append(f"set_field:{_fmt(args[0], args[1])}->{args[0]}")
+        elif op == "move":
+            out.append(f"move:{args[0]}->{args[1]}")
+        elif op == "controller":
+            out.append("CONTROLLER" + (f":{args[0]}" if args else ""))
+        elif op == "ct":
+            opts = args[0]
+            bits = [k if v is True else f"{k}={v}" for k, v in sorted(opts.items())
+                    if v not in (None, False)]
+            out.append(f"ct({','.join(bits)})")
+        elif args:
+            out.append(f"{op}:{','.join(str(x) for x in args)}")
+        else:
+            out.append(op)
+    return ",".join(out)
+
+
+def format_flow(f: Flow) -> str:
+    m = format_match(f.match)
+    return (f"{f.bridge} cookie=0x{f.cookie:x} table={f.table} priority={f.priority}"
+            + (f",{m}" if m else "") + f" actions={format_actions(f.actions)}")
+
+
+def _fmt(field_name: str, v) -> str:
+    if isinstance(v, int) and (field_name in ("vlan_vid", "metadata", "tunnel_id", "eth_type")
+                               or field_name.startswith("reg")):
+        return hex(v)
+    return str(v)

@@ -1,0 +1,101 @@
+"""`quantum-controller`: one process serving the Quantum v2.0 API and
+programming every Open vSwitch that connects.
+
+    quantum-controller                       # SQLite in /var/lib/quantum-controller, :9696, :6653
+    quantum-controller --config-file /etc/quantum/quantum.conf --bind-port 19696
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from controller import config
+from controller.db.session import Database
+from controller.runtime import Runtime
+
+LOG = logging.getLogger("controller")
+
+
+def setup_logging(cfg) -> None:
+    kwargs = {"level": logging.DEBUG if cfg.get("DEFAULT.debug") else logging.INFO,
+              "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    if cfg.get("DEFAULT.log_file"):
+        kwargs["filename"] = cfg.get("DEFAULT.log_file")
+    logging.basicConfig(**kwargs)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def build_runtime(cfg) -> Runtime:
+    db = Database(cfg.database_url)
+    db.upgrade()
+    rt = Runtime(cfg=cfg, db=db)
+    Runtime.set_current(rt)
+    return rt
+
+
+class ApiServer:
+    """The WSGI app on a threaded werkzeug server, in a thread of its own."""
+
+    def __init__(self, rt: Runtime, app=None):
+        from werkzeug.serving import make_server
+        from controller.api.app import create_app
+        self.app = app or create_app(rt)
+        self.server = make_server(rt.cfg.get("DEFAULT.bind_host"), rt.cfg.get("DEFAULT.bind_port"),
+                                  self.app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        LOG.info("API listening on %s:%s", self.server.host, self.server.port)
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = config.load(argv)
+    except config.ConfigError as e:
+        print(f"quantum-controller: {e}", file=sys.stderr)
+        return 2
+    setup_logging(cfg)
+    try:
+        rt = build_runtime(cfg)
+    except Exception as e:   # unreachable DB, unwritable state dir, ...
+        LOG.error("cannot open the database: %s", e)
+        return 1
+    api = ApiServer(rt)
+    api.start()
+
+    from controller.apps import launcher
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        LOG.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    mgr, _threads = launcher.start(rt)
+    LOG.info("quantum-controller ready (database %s)", cfg.database_url.split("@")[-1])
+    while not stop.wait(1.0):
+        pass
+    api.stop()
+    try:
+        mgr.close()
+    except Exception:
+        LOG.exception("error while stopping the OpenFlow apps")
+    rt.db.dispose()
+    LOG.info("stopped")
+    logging.shutdown()
+    # os-ken's listener and datapath threads are not daemons and cannot be
+    # killed in native mode; leave without waiting for them.
+    import os
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -69,6 +69,17 @@ class Flow:
         return format_flow(self)
 
 
+@dataclass(frozen=True, order=True)
+class Meter:
+    """An OpenFlow meter a compiler wants on a bridge (drop band, packets/s).
+    Compilers may return Meters in their list next to Flows; the reconciler
+    keeps the switch's meters equal to the desired ones like it does flows."""
+    bridge: str
+    meter_id: int
+    rate_pps: int
+    burst: int = 0
+
+
 def format_match(m: Match) -> str:
     parts = []
     for k, v in m:

@@ -143,6 +143,10 @@ class Router(StandardAttrs, Base):
 
 class FloatingIP(StandardAttrs, Base):
     __tablename__ = "floatingips"
+    # One floating IP per fixed IP and external network, whatever the concurrency
+    # (NULLs, i.e. unassociated FIPs, never collide).
+    __table_args__ = (UniqueConstraint("floating_network_id", "port_id", "fixed_ip_address",
+                                       name="uniq_floatingips_port_fixed_ip"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(String(255), index=True)
     floating_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))

@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 3af8de34257e
+Revision ID: 3cbaeb8b9910
 Revises: 
-Create Date: 2026-11-21 13:24:26.641215
+Create Date: 2026-11-21 13:28:02.950634
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '3af8de34257e'
+revision = '3cbaeb8b9910'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -205,7 +205,8 @@ def upgrade():
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['floating_network_id'], ['networks.id'], ),
     sa.ForeignKeyConstraint(['floating_port_id'], ['ports.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('floating_network_id', 'port_id', 'fixed_ip_address', name='uniq_floatingips_port_fixed_ip')
     )
     with op.batch_alter_table('floatingips', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_floatingips_port_id'), ['port_id'], unique=False)

@@ -18,9 +18,19 @@ Actions: a tuple of small tuples, applied in order:
     ("move", src_field, dst_field, n_bits)   NXM register move (ARP responder)
     ("dec_ttl",)
     ("ct", {"commit": bool, "zone": int, "table": int|None, "nat": {...}|None})
+    ("resubmit", port|None, table)  NX resubmit(port, table)
     ("meter", meter_id)          (an instruction in OF1.3; kept in order here)
+    ("write_metadata", value, mask)  the write-metadata instruction
     ("goto", table)              must be last; becomes the goto-table instruction
 An empty tuple drops the packet.
+
+Canonical order (what the codec decodes from a switch): meter first, then the
+apply-actions, then write_metadata, then goto. Compilers write actions in that
+order so desired and installed flows compare equal.
+
+Value forms (the codec reads them back in the same form): MAC addresses in
+lower case; IPv4/IPv6 addresses as strings, masked ones as (addr, mask) string
+tuples; vlan_vid with 0x1000 (OFPVID_PRESENT) for tagged, 0 for "no tag".
 
 Cookie: the owner of the flow (see cookies.py), so stale flows can be found and
 the console can say which network, port or router a flow serves.
@@ -106,6 +116,8 @@ def format_actions(actions: Actions) -> str:
             out.append(f"move:{args[0]}->{args[1]}")
         elif op == "controller":
             out.append("CONTROLLER" + (f":{args[0]}" if args else ""))
+        elif op == "write_metadata":
+            out.append(f"write_metadata:{args[0]:#x}/{args[1]:#x}")
         elif op == "ct":
             opts = args[0]
             bits = [k if v is True else f"{k}={v}" for k, v in sorted(opts.items())

@@ -17,9 +17,23 @@ class IntTable(IntEnum):
     INGRESS_ACL = 30      # security groups (from-port direction)
     L3 = 40               # router MACs: route, rewrite MACs, dec_ttl
     NAT = 45              # SNAT / floating IP
-    L2_LOOKUP = 50        # (network, eth_dst) -> local port, or the tunnel / physical bridge
+    L2_LOOKUP = 50        # (network, eth_dst) -> reg7 = local port or uplink; flooding
     EGRESS_ACL = 60       # security groups (to-port direction)
-    OUTPUT = 70           # deliver: untagged to VM ports, tagged with the local VLAN to patch ports
+    OUTPUT = 70           # deliver reg7: untagged to VM ports, tagged with the local VLAN to patch ports
+
+
+# Tables whose table-miss continues to the next table ("glue"): a concern that
+# has nothing to say about a packet lets it through. Packets from VM ports walk
+# PORT_SECURITY -> ... -> L2_LOOKUP; L2_LOOKUP and OUTPUT drop on a miss.
+INT_PASS_THROUGH = (
+    (IntTable.ARP_RESPONDER, IntTable.DHCP),
+    (IntTable.DHCP, IntTable.METADATA),
+    (IntTable.METADATA, IntTable.INGRESS_ACL),
+    (IntTable.INGRESS_ACL, IntTable.L3),
+    (IntTable.L3, IntTable.NAT),
+    (IntTable.NAT, IntTable.L2_LOOKUP),
+    (IntTable.EGRESS_ACL, IntTable.OUTPUT),
+)
 
 
 class TunTable(IntEnum):
@@ -41,6 +55,17 @@ TUN_PATCH_INT_OFPORT = 1              # br-tun: patch-int
 TUN_TUNNEL_OFPORT = 2                 # br-tun: the one flow-based tunnel port (gre0 / vxlan0)
 PHYS_PATCH_INT_OFPORT = 1             # br-ethX: phy-<bridge>
 
-# Registers (Nicira extensions) used inside br-int.
-REG_IN_PORT = "reg5"      # logical ingress port (ofport of the VM port)
-REG_OUT_PORT = "reg7"     # chosen egress port
+
+def int_patch_phys_ofport(index: int) -> int:
+    """ofport of int-<bridge> on br-int for the index-th bridge mapping."""
+    return INT_PATCH_PHYS_OFPORT_BASE + index
+
+
+# Registers (Nicira extensions) used inside br-int. The network of a packet is
+# carried in the OpenFlow metadata (= its local VLAN on this node, whole 64 bits).
+REG_IN_PORT = "reg5"      # logical ingress port (ofport of the VM port, or of the patch port)
+REG_OUT_PORT = "reg7"     # chosen egress port (set by L2_LOOKUP, used by OUTPUT)
+
+# Priorities used by more than one module.
+PRIO_MISS = 0
+PRIO_DEFAULT = 100

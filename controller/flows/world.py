@@ -7,6 +7,7 @@ database; unit tests build it by hand. A compiler is a pure function
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,46 @@ class World:
     local_vlans: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def ports_on(self, node_id: str) -> list[PortInfo]:
-        return [p for p in self.ports.values() if p.node_id == node_id and p.ofport]
+        """Ports plugged into br-int of this node (bound, with an ofport)."""
+        return self._ports_by_node.get(node_id, [])
 
     def ports_of_network(self, network_id: str) -> list[PortInfo]:
-        return [p for p in self.ports.values() if p.network_id == network_id]
+        return self._ports_by_network.get(network_id, [])
+
+    def local_vlan(self, node_id: str, network_id: str) -> int | None:
+        return self.local_vlans.get((node_id, network_id))
+
+    def networks_on(self, node_id: str) -> list[NetworkInfo]:
+        """Networks that have a local VLAN on this node, by VLAN."""
+        nets = [(v, self.networks[n]) for (nd, n), v in self.local_vlans.items()
+                if nd == node_id and n in self.networks]
+        return [n for _v, n in sorted(nets, key=lambda x: x[0])]
+
+    def nodes_of_network(self, network_id: str) -> set[str]:
+        """Nodes with at least one port of this network plugged in."""
+        return {p.node_id for p in self.ports_of_network(network_id)
+                if p.node_id and p.ofport}
+
+    # Indexes, built once per snapshot (a World is immutable).
+    @cached_property
+    def _ports_by_node(self) -> dict[str, list[PortInfo]]:
+        out: dict[str, list[PortInfo]] = {}
+        for p in sorted(self.ports.values(), key=lambda p: (p.ofport or 0, p.id)):
+            if p.node_id and p.ofport:
+                out.setdefault(p.node_id, []).append(p)
+        return out
+
+    @cached_property
+    def _ports_by_network(self) -> dict[str, list[PortInfo]]:
+        out: dict[str, list[PortInfo]] = {}
+        for p in sorted(self.ports.values(), key=lambda p: p.id):
+            out.setdefault(p.network_id, []).append(p)
+        return out
+
+
+def needed_local_vlans(world: World) -> set[tuple[str, str]]:
+    """(node, network) pairs that need a local VLAN: a port of the network is
+    plugged into the node. Shared by load_world and the tests' world builder."""
+    return {(p.node_id, p.network_id) for p in world.ports.values()
+            if p.node_id and p.ofport and p.network_id in world.networks
+            and p.node_id in world.nodes}

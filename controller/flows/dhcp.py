@@ -1,0 +1,112 @@
+"""DHCP in br-int: punt client DHCP packets to the controller, metered per
+port, and make the network's DHCP port address answer ping.
+
+Per VM port bound to this node on a network with a DHCP-enabled IPv4 subnet
+that has a DHCP port address (the server identifier):
+
+  PORT_SECURITY  reg5=<ofport>, eth_src=<port MAC>, udp 68->67 (any source IP)
+                 -> goto DHCP. A client still using an address the port no
+                 longer has must reach the server to be refused (NAK); the
+                 packet goes nowhere but to the controller.
+  DHCP           in_port=<ofport>, udp 68->67 -> meter <ofport>, CONTROLLER
+                 with the port's cookie, so a packet-in names its port.
+
+Per such network (cookie of its DHCP port):
+  DHCP           ICMP echo request to the DHCP address -> echo reply out of
+                 the ingress port (OVS fixes the ICMP checksum on set_field).
+
+ARP for the DHCP address is answered by the ARP responder
+(controller/flows/arp_responder.py), which covers every port of a network.
+
+Meters: one per punted port, meter id = its ofport (unique per bridge and
+stable across restarts), rate `dhcp.packet_in_rate` packets/s, drop band.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from controller.flows import cookies
+from controller.flows import tables as t
+from controller.flows.flow import Flow, Meter, match
+from controller.flows.uplink import is_usable
+from controller.flows.world import NodeInfo, PortInfo, World
+
+T = t.IntTable
+ETH_IP = 0x0800
+DHCP_OWNER = "network:dhcp"
+PRIO_PUNT = t.PRIO_DEFAULT
+PRIO_PORTSEC_DHCP = t.PRIO_DEFAULT + 10    # above port security's per-address flows
+DEFAULT_RATE = 50
+NO_BUFFER = 0xFFFF                         # OFPCML_NO_BUFFER: the whole packet in the packet-in
+
+
+def compile_dhcp(world: World, node: NodeInfo, rate_pps: int | None = None) -> list:
+    if "br-int" not in dict(node.bridges):
+        return []
+    rate = rate_pps or configured_rate()
+    out: list = []
+    for net in world.networks_on(node.id):
+        if not is_usable(net):
+            continue
+        vlan = world.local_vlan(node.id, net.id)
+        server = dhcp_port(world, net.id)
+        servers = server_addresses(world, server) if server else []
+        if not servers:
+            continue
+        for ip in servers:
+            out.append(answer_ping(vlan, ip, server.mac, cookies.cookie("dhcp", server.id)))
+        for p in world.ports_on(node.id):
+            if p.network_id == net.id and p.admin_state_up and not p.device_owner.startswith("network:"):
+                out += punt_dhcp(p, rate)
+    return out
+
+
+def configured_rate() -> int:
+    """dhcp.packet_in_rate of the running controller (the default in unit tests)."""
+    try:
+        from controller.runtime import Runtime
+        return int(Runtime.current().cfg.get("dhcp.packet_in_rate"))
+    except Exception:
+        return DEFAULT_RATE
+
+
+def dhcp_port(world: World, network_id: str) -> PortInfo | None:
+    ports = [p for p in world.ports_of_network(network_id) if p.device_owner == DHCP_OWNER]
+    return min(ports, key=lambda p: p.id) if ports else None
+
+
+def server_addresses(world: World, server: PortInfo) -> list[str]:
+    """The DHCP port's addresses on DHCP-enabled IPv4 subnets."""
+    out = []
+    for subnet_id, ip in server.fixed_ips:
+        s = world.subnets.get(subnet_id)
+        if s and s.enable_dhcp and s.ip_version == 4 and ipaddress.ip_address(ip).version == 4:
+            out.append(ip)
+    return sorted(out)
+
+
+def punt_dhcp(p: PortInfo, rate: int) -> list:
+    c = cookies.cookie("port", p.id)
+    dhcp = dict(eth_type=ETH_IP, ip_proto=17, udp_src=68, udp_dst=67)
+    return [
+        Flow("br-int", T.PORT_SECURITY, PRIO_PORTSEC_DHCP,
+             match(**{t.REG_IN_PORT: p.ofport}, eth_src=p.mac, **dhcp),
+             (("goto", int(T.DHCP)),), c),
+        Flow("br-int", T.DHCP, PRIO_PUNT, match(in_port=p.ofport, **dhcp),
+             (("meter", p.ofport), ("controller", NO_BUFFER)), c),
+        Meter("br-int", p.ofport, rate, burst=rate),
+    ]
+
+
+def answer_ping(vlan: int, ip: str, mac: str, c: int) -> Flow:
+    actions = (
+        ("move", "eth_src", "eth_dst", 48),
+        ("set_field", "eth_src", mac),
+        ("move", "ipv4_src", "ipv4_dst", 32),
+        ("set_field", "ipv4_src", ip),
+        ("set_field", "icmpv4_type", 0),
+        ("output", "in_port"),
+    )
+    return Flow("br-int", T.DHCP, PRIO_PUNT,
+                match(metadata=vlan, eth_type=ETH_IP, ip_proto=1, icmpv4_type=8, ipv4_dst=ip),
+                actions, c)

@@ -1,0 +1,103 @@
+"""Build the World snapshot the flow compilers read, from the database.
+
+`load_world(session)` reads every row the L2 compilers need and makes sure
+each (node, network) pair with a plugged port has a local VLAN, stored in the
+LocalVlan table (Quantum's "lvm"): a restarted controller then computes the
+very same flows, and a switch that already has them gets zero flow_mods.
+Pairs no longer needed give their VLAN back. Call it inside a write
+transaction (Database.run_in_transaction) so two allocations cannot collide.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from controller.db import models as m
+from controller.flows.world import (NetworkInfo, NodeInfo, PortInfo, SubnetInfo, World,
+                                    needed_local_vlans)
+
+LOG = logging.getLogger(__name__)
+
+MIN_LOCAL_VLAN, MAX_LOCAL_VLAN = 1, 4094
+
+
+def load_world(session, allocate: bool = True) -> World:
+    nodes = {n.id: _node(n) for n in session.scalars(select(m.Node))}
+    networks = {n.id: _network(n) for n in session.scalars(select(m.Network))}
+    subnets = {s.id: _subnet(s) for s in session.scalars(select(m.Subnet))}
+    host_to_node = {n.hostname: n.id for n in nodes.values()}
+    ports = {p.id: _port(p, host_to_node) for p in session.scalars(select(m.Port))}
+    existing = {(r.node_id, r.network_id): r.vlan for r in session.scalars(select(m.LocalVlan))}
+    world = World(nodes=nodes, networks=networks, subnets=subnets, ports=ports)
+    wanted = assign_local_vlans(existing, needed_local_vlans(world))
+    if allocate and wanted != existing:
+        _store_local_vlans(session, existing, wanted)
+    return World(nodes=nodes, networks=networks, subnets=subnets, ports=ports,
+                 local_vlans=wanted if allocate else existing)
+
+
+def assign_local_vlans(existing: dict[tuple[str, str], int],
+                       needed: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Keep the VLANs still needed, free the others, give each new pair the
+    lowest free VLAN on its node. Deterministic (new pairs in sorted order)."""
+    out = {k: v for k, v in existing.items() if k in needed}
+    used: dict[str, set[int]] = {}
+    for (node, _net), vlan in out.items():
+        used.setdefault(node, set()).add(vlan)
+    for node, net in sorted(needed - out.keys()):
+        taken = used.setdefault(node, set())
+        vlan = next((v for v in range(MIN_LOCAL_VLAN, MAX_LOCAL_VLAN + 1) if v not in taken), None)
+        if vlan is None:
+            LOG.error("node %s has no free local VLAN for network %s", node, net)
+            continue
+        taken.add(vlan)
+        out[(node, net)] = vlan
+    return out
+
+
+def _store_local_vlans(session, existing, wanted) -> None:
+    for (node, net), vlan in existing.items():
+        if wanted.get((node, net)) != vlan:
+            session.execute(m.LocalVlan.__table__.delete().where(
+                (m.LocalVlan.node_id == node) & (m.LocalVlan.network_id == net)))
+    session.flush()
+    for (node, net), vlan in wanted.items():
+        if existing.get((node, net)) != vlan:
+            session.add(m.LocalVlan(node_id=node, network_id=net, vlan=vlan))
+    session.flush()
+
+
+def _node(n: m.Node) -> NodeInfo:
+    return NodeInfo(id=n.id, hostname=n.hostname, role=n.role or "compute",
+                    tunnel_ip=n.tunnel_ip or None, tunnel_type=n.tunnel_type or "gre",
+                    bridge_mappings=tuple((n.bridge_mappings or {}).items()),
+                    bridges=tuple(sorted((k, int(v)) for k, v in (n.bridges or {}).items())))
+
+
+def _network(n: m.Network) -> NetworkInfo:
+    return NetworkInfo(id=n.id, project_id=n.project_id, network_type=n.network_type,
+                       physical_network=n.physical_network, segmentation_id=n.segmentation_id,
+                       mtu=n.mtu, admin_state_up=bool(n.admin_state_up), external=bool(n.external))
+
+
+def _subnet(s: m.Subnet) -> SubnetInfo:
+    return SubnetInfo(id=s.id, network_id=s.network_id, ip_version=s.ip_version, cidr=s.cidr,
+                      gateway_ip=s.gateway_ip, enable_dhcp=bool(s.enable_dhcp),
+                      dns_nameservers=tuple(s.dns_nameservers or ()),
+                      host_routes=tuple((r["destination"], r["nexthop"]) for r in (s.host_routes or ())))
+
+
+def _port(p: m.Port, host_to_node: dict[str, str]) -> PortInfo:
+    bound = p.vif_type not in ("unbound", "binding_failed", "") and p.host_id and p.ofport
+    node_id = host_to_node.get(p.host_id) if bound else None
+    pairs = tuple((a["ip_address"], (a.get("mac_address") or p.mac_address).lower())
+                  for a in (p.allowed_address_pairs or ()))
+    return PortInfo(id=p.id, network_id=p.network_id, project_id=p.project_id,
+                    mac=p.mac_address.lower(),
+                    fixed_ips=tuple((a.subnet_id, a.ip_address) for a in p.fixed_ips),
+                    device_owner=p.device_owner or "", device_id=p.device_id or "",
+                    admin_state_up=bool(p.admin_state_up),
+                    port_security_enabled=bool(p.port_security_enabled),
+                    allowed_address_pairs=pairs,
+                    node_id=node_id, ofport=p.ofport if node_id else None)

@@ -1,16 +1,80 @@
-"""Flask application factory for the Quantum v2.0 API (skeleton: the API
-issue fills in the resources)."""
+"""Flask application factory for the Quantum v2.0 API.
+
+One catch-all route hands every request to controller.api.dispatch.Api, which
+returns a Response or raises a NeutronError; this module turns both into HTTP
+(JSON bodies, 204 without content) and enforces the body size limit (413).
+Anything unexpected is logged and becomes a 500 NeutronError, never a
+traceback to the client.
+"""
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+import logging
+
+from flask import Flask, Response as FlaskResponse, request
+
+from controller.api import errors
+from controller.api.dispatch import Api, dumps
+
+LOG = logging.getLogger(__name__)
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+_DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def create_app(runtime) -> Flask:
     app = Flask("quantum-controller")
+    api = Api(runtime)
+    app.extensions["quantum_api"] = api
+    max_body = int(runtime.cfg.get("DEFAULT.max_body_size"))
 
-    @app.get("/")
-    def versions():
-        base = request.host_url.rstrip("/")
-        return jsonify({"versions": [{"id": "v2.0", "status": "CURRENT",
-                                      "links": [{"rel": "self", "href": f"{base}/v2.0/"}]}]})
+    def serve(path=""):
+        try:
+            _read_body(max_body)
+            r = api.handle(request)
+            return _http(r.status, r.body, r.headers)
+        except errors.NeutronError as e:
+            headers = {"Connection": "close"} if e.status == 413 else {}
+            return _http(e.status, e.body(), headers)
+        except Exception:
+            LOG.exception("unexpected error on %s %s", request.method, request.path)
+            e = errors.InternalError()
+            return _http(500, e.body())
+
+    app.add_url_rule("/", "root", serve, methods=METHODS, provide_automatic_options=False)
+    app.add_url_rule("/<path:path>", "any", serve, methods=METHODS, provide_automatic_options=False)
     return app
+
+
+def _read_body(max_body: int) -> None:
+    """Read the body once (cached for get_data); 413 when it is too large.
+    An oversized body is drained first so the client sees the answer rather
+    than a reset connection."""
+    length = request.content_length
+    stream = request.stream
+    if length is not None and length > max_body:
+        _drain(stream, length)
+        raise errors.HTTPRequestEntityTooLarge()
+    data = stream.read(max_body + 1) if (length or request.headers.get("Transfer-Encoding")) else b""
+    if len(data) > max_body:
+        _drain(stream, _DRAIN_LIMIT)
+        raise errors.HTTPRequestEntityTooLarge()
+    request._cached_data = data
+
+
+def _drain(stream, limit: int) -> None:
+    left = min(limit, _DRAIN_LIMIT)
+    while left > 0:
+        chunk = stream.read(min(65536, left))
+        if not chunk:
+            break
+        left -= len(chunk)
+
+
+def _http(status: int, body, headers=None) -> FlaskResponse:
+    if status == 204 or body is None:
+        resp = FlaskResponse(status=status)
+        resp.headers.pop("Content-Type", None)
+    else:
+        resp = FlaskResponse(dumps(body), status=status, content_type="application/json")
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp

@@ -1,0 +1,1 @@
+"""One module per API resource (see controller/api/registry.py for how to add one)."""

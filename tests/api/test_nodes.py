@@ -50,3 +50,12 @@ def test_nodes_bad_input(admin):
     r = admin.post("/v2.0/nodes", {"node": {"role": "compute"}})
     assert r.status == 400
     assert all(n["hostname"] != "hv-bad" for n in admin.get("/v2.0/nodes").body["nodes"])
+
+
+def test_nodes_update_with_put(admin):
+    node = admin.post("/v2.0/nodes", node_body("hv-" + uuid.uuid4().hex[:8])).body["node"]
+    r = admin.put(f"/v2.0/nodes/{node['id']}", {"node": {"bridges": {"br-int": 10, "br-ex": 11}}})
+    assert r.status == 200 and r.body["node"]["bridges"] == {"br-int": 10, "br-ex": 11}
+    assert r.body["node"]["tunnel_ip"] == "192.0.2.5"
+    r = admin.put(f"/v2.0/nodes/{node['id']}", {"node": {"hostname": "renamed"}})
+    assert r.status == 400

@@ -1,0 +1,192 @@
+"""One lab hypervisor: a network namespace running its own ovs-vswitchd
+(userspace datapath), with its ovsdb-server in the root namespace (private run
+dir), reaching the controller through a socat unix->tcp relay (shared/LAB.md
+sections 1-2), and set up by the real node-bootstrap."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.lab.proc import kill_pidfile, run, wait_until
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NODE_BOOTSTRAP = os.path.join(REPO, "node-bootstrap", "node-bootstrap")
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+
+
+class Hypervisor:
+    def __init__(self, lab, index: int):
+        self.lab = lab
+        self.index = index                       # 1-based
+        self.name = f"hv{index}"
+        self.netns = f"{lab.prefix}-hv{index}"
+        self.hostname = f"{lab.prefix}-hv{index}"
+        self.rundir = os.path.join(lab.dir, self.name)
+        self.db = f"unix:{self.rundir}/db.sock"
+        self.tunnel_ip = f"{lab.underlay_net}.{index}"
+        self.ovsdb_tcp_port: int | None = None   # set when the lab exposes OVSDB over TCP
+        self.socats: list[subprocess.Popen] = []
+        self.env = {k: self.rundir for k in
+                    ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR")}
+
+    # --- bring-up --------------------------------------------------------------
+
+    def create(self):
+        os.makedirs(self.rundir, exist_ok=True)
+        run("ip", "netns", "add", self.netns)
+        run("ip", "-n", self.netns, "link", "set", "lo", "up")
+        run("ovsdb-tool", "create", f"{self.rundir}/conf.db", SCHEMA)
+        self.start_ovsdb()
+        run("ovs-vsctl", f"--db={self.db}", "--no-wait", "init")
+        self.start_vswitchd()
+
+    def start_ovsdb(self):
+        # manager_options as a remote: what node-bootstrap's set-manager relies on.
+        run("ovsdb-server", f"{self.rundir}/conf.db", f"--remote=punix:{self.rundir}/db.sock",
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+            f"--pidfile={self.rundir}/ovsdb-server.pid", "--detach",
+            f"--log-file={self.rundir}/ovsdb-server.log", env=self.env)
+
+    def start_vswitchd(self):
+        run("ovs-vswitchd", self.db, f"--pidfile={self.rundir}/ovs-vswitchd.pid", "--detach",
+            f"--log-file={self.rundir}/ovs-vswitchd.log", netns=self.netns, env=self.env)
+
+    def stop_ovsdb(self):
+        kill_pidfile(f"{self.rundir}/ovsdb-server.pid", "ovsdb-server")
+
+    def stop_vswitchd(self):
+        kill_pidfile(f"{self.rundir}/ovs-vswitchd.pid", "ovs-vswitchd")
+
+    def restart_ovsdb(self):
+        """Stop and start ovsdb-server on the same database (clients must reconnect)."""
+        self.stop_ovsdb()
+        self.start_ovsdb()
+
+    def controller_targets(self) -> list[str]:
+        return [f"unix:{self.rundir}/ctl{i}.sock" for i in range(len(self.socats))]
+
+    def start_relays(self, ofp_ports: list[int]):
+        """One socat per controller: unix:$R/ctl<i>.sock -> 127.0.0.1:<ofp port>.
+        OVS accepts unix targets only inside its run dir (LAB.md section 2)."""
+        self.stop_relays()
+        for i, port in enumerate(ofp_ports):
+            path = f"{self.rundir}/ctl{i}.sock"
+            if os.path.exists(path):
+                os.unlink(path)
+            p = subprocess.Popen(["socat", f"UNIX-LISTEN:{path},fork,unlink-early",
+                                  f"TCP:127.0.0.1:{port}"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+            with open(f"{self.rundir}/socat{i}.pid", "w") as f:
+                f.write(str(p.pid))
+            self.socats.append(p)
+            wait_until(lambda: os.path.exists(path), 5, what=f"socat listening on {path}")
+
+    def stop_relays(self):
+        for i, p in enumerate(self.socats):
+            p.kill()
+            p.wait()
+            try:
+                os.unlink(f"{self.rundir}/socat{i}.pid")
+            except OSError:
+                pass
+        self.socats = []
+
+    def add_underlay_nic(self, name: str, peer_netns: str, peer: str, bridge: str):
+        """A veth: `name` in this hypervisor, `peer` enslaved to `bridge` in the wire netns."""
+        run("ip", "link", "add", name, "netns", self.netns, "type", "veth",
+            "peer", "name", peer, "netns", peer_netns)
+        run("ip", "-n", peer_netns, "link", "set", peer, "master", bridge, "up")
+        run("ip", "-n", self.netns, "link", "set", name, "up")
+
+    def create_br_phy(self, nic: str):
+        """The tunnel endpoint: a standalone br-phy holding the wire, with the
+        tunnel IP on its internal port (LAB.md section 4)."""
+        mac = "02:00:00:00:%02x:%02x" % (self.index // 256, self.index % 256)
+        self.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy",
+                   f"datapath_type={self.lab.datapath_type}", f"other-config:hwaddr={mac}",
+                   "--", "add-port", "br-phy", nic)
+        run("ip", "-n", self.netns, "addr", "add", f"{self.tunnel_ip}/24", "dev", "br-phy")
+        run("ip", "-n", self.netns, "link", "set", "br-phy", "up")
+
+    # --- node-bootstrap ----------------------------------------------------------
+
+    def bootstrap_argv(self, *extra: str, undo: bool = False) -> list[str]:
+        lab = self.lab
+        argv = [sys.executable, NODE_BOOTSTRAP, "--db", self.db, "--hostname", self.hostname]
+        if lab.api_url and lab.register:
+            argv += ["--api", lab.api_url]
+        if undo:
+            return argv + ["--undo", *extra]
+        argv += ["--datapath-type", lab.datapath_type, "--tunnel-type", lab.tunnel_type,
+                 "--tunnel-ip", self.tunnel_ip, "--role", lab.role_of(self)]
+        for target in self.controller_targets():
+            argv += ["--controller", target]
+        if lab.physnets:
+            argv += ["--bridge-mappings", ",".join(f"{pn}:{br}" for pn, br in lab.mappings.items())]
+            argv += ["--bridge-ports", ",".join(f"{br}:{nic}" for br, nic in lab.nics.items())]
+        if self.ovsdb_tcp_port:
+            argv += ["--ovsdb-listen", f"ptcp:{self.ovsdb_tcp_port}:127.0.0.1"]
+        else:
+            argv += ["--ovsdb-listen", self.db]
+        return argv + list(extra)
+
+    def bootstrap(self, *extra: str, undo: bool = False, check: bool = True):
+        """Run the real node-bootstrap against this hypervisor's OVS."""
+        return run(*self.bootstrap_argv(*extra, undo=undo), env=self.env, check=check)
+
+    @property
+    def ovsdb_remote(self) -> str:
+        """How the controller reaches this node's OVSDB (what bootstrap registers)."""
+        if self.ovsdb_tcp_port:
+            return f"tcp:127.0.0.1:{self.ovsdb_tcp_port}"
+        return self.db
+
+    # --- inspection ----------------------------------------------------------------
+
+    def vsctl(self, *args: str, check: bool = True) -> str:
+        return run("ovs-vsctl", "--timeout=10", f"--db={self.db}", *args, check=check).stdout
+
+    def ofctl(self, command: str, bridge: str, *args: str) -> str:
+        return run("ovs-ofctl", "-O", "OpenFlow13", command,
+                   f"unix:{self.rundir}/{bridge}.mgmt", *args).stdout
+
+    def dump_flows(self, bridge: str = "br-int") -> str:
+        return self.ofctl("dump-flows", bridge)
+
+    def appctl(self, *args: str) -> str:
+        return run("ovs-appctl", "-t", "ovs-vswitchd", *args, env=self.env).stdout
+
+    def exec(self, *argv, check: bool = True, timeout: float = 30):
+        return run(*argv, netns=self.netns, check=check, timeout=timeout)
+
+    def ofport(self, iface: str) -> int:
+        out = self.vsctl("get", "Interface", iface, "ofport").strip()
+        return int(out) if out.lstrip("-").isdigit() else -1
+
+    def bridges(self) -> list[str]:
+        return self.vsctl("list-br").split()
+
+    def ports(self, bridge: str) -> list[str]:
+        return self.vsctl("list-ports", bridge).split()
+
+    def is_connected(self, bridge: str = "br-int") -> bool:
+        """Whether vswitchd reports every controller of `bridge` connected
+        (lags by seconds, LAB.md P6: use it to wait, never to time)."""
+        refs = self.vsctl("get", "Bridge", bridge, "controller").strip().strip("[]")
+        uuids = [u.strip() for u in refs.split(",") if u.strip()]
+        return bool(uuids) and all(
+            self.vsctl("get", "Controller", u, "is_connected").strip() == "true" for u in uuids)
+
+    def log(self, daemon: str = "ovs-vswitchd") -> str:
+        try:
+            with open(f"{self.rundir}/{daemon}.log", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def destroy(self):
+        self.stop_relays()
+        self.stop_vswitchd()
+        self.stop_ovsdb()

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 RESOURCE_MODULES = [
     "controller.api.resources.networks",
-    # "controller.api.resources.subnets",
-    # "controller.api.resources.ports",
+    "controller.api.resources.subnets",
+    "controller.api.resources.ports",
     "controller.api.resources.nodes",
 ]
 

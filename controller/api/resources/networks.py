@@ -155,6 +155,20 @@ class NetworkHandler(Handler):
         tx.changed("network", id_, "delete")
 
 
+def network_target(s, network_id: str, ctx) -> dict:
+    """The network:* keys of a child's policy target. With a ctx, a network
+    the caller cannot see is a 404 (as neutron's rule:shared lookup does)."""
+    n = models.Network
+    stmt = select(n.id, n.project_id, n.shared, n.external).where(n.id == network_id)
+    if ctx is not None:
+        stmt = RESOURCE.handler.scope(ctx, stmt)
+    row = s.execute(stmt).first()
+    if row is None:
+        raise errors.NetworkNotFound(net_id=network_id)
+    return {"network:project_id": row.project_id, "network:tenant_id": row.project_id,
+            "network:shared": row.shared, "network:router:external": row.external}
+
+
 def delete_port_rows(s, port_id: str) -> None:
     """Remove a port with its addresses, security group bindings and tags."""
     s.execute(delete(models.IPAllocation).where(models.IPAllocation.port_id == port_id))

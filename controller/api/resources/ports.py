@@ -1,0 +1,313 @@
+"""Ports: MAC and fixed IP allocation, device ownership, binding (read-only)
+and port security (API-CONFORMANCE 10). Status starts DOWN; the reconciler
+makes a port ACTIVE once its flows are in place."""
+from __future__ import annotations
+
+import netaddr
+from sqlalchemy import and_, exists, or_, select
+
+from controller import ipam
+from controller.api import dhcp_port, errors
+from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_kvp_list, convert_mac,
+                                       convert_to_boolean, parse_ip, project_attrs, standard_attrs,
+                                       validate_fixed_ips, validate_mac, validate_name,
+                                       validate_string, validate_tags, validate_uuid, ConvertError)
+from controller.api.context import Context
+from controller.api.registry import Extension
+from controller.api.resource import (Handler, Resource, bump, project_dict, set_tags, standard_dict)
+from controller.api.resources.networks import delete_port_rows, network_target
+from controller.db import models
+
+ADMIN = Context.admin()
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def _none_to_empty(v):
+    return [] if v is None else v
+
+
+ATTRIBUTES = {
+    "id": Attr(is_filter=True, is_sort_key=True),
+    "name": Attr(allow_post=True, allow_put=True, default="", validate=validate_name,
+                 is_filter=True, is_sort_key=True),
+    "network_id": Attr(allow_post=True, validate=validate_uuid, is_filter=True, is_sort_key=True),
+    "admin_state_up": Attr(allow_post=True, allow_put=True, default=True, convert_to=convert_to_boolean,
+                           is_filter=True, is_sort_key=True),
+    "mac_address": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED, convert_to=convert_mac,
+                        validate=validate_mac, is_filter=True, is_sort_key=True),
+    "fixed_ips": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
+                      convert_to=_none_to_empty, validate=validate_fixed_ips, is_filter=True,
+                      filter_convert=str),
+    "device_id": Attr(allow_post=True, allow_put=True, default="", validate=validate_string(255),
+                      is_filter=True, is_sort_key=True),
+    "device_owner": Attr(allow_post=True, allow_put=True, default="", validate=validate_string(255),
+                         is_filter=True, is_sort_key=True),
+    "status": Attr(is_filter=True, is_sort_key=True),
+    **project_attrs(),
+    "port_security_enabled": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
+                                  convert_to=convert_to_boolean),
+    "binding:host_id": Attr(column="host_id", is_filter=True),
+    "binding:vif_type": Attr(column="vif_type"),
+    "binding:vnic_type": Attr(),
+    **standard_attrs(),
+    # ports accept tags on create (tag-ports-during-bulk-creation)
+    "tags": Attr(allow_post=True, default=[], validate=validate_tags),
+}
+_SIMPLE = ("name", "admin_state_up", "device_id", "device_owner", "description", "port_security_enabled")
+
+
+class PortHandler(Handler):
+    model = models.Port
+
+    def base_select(self):
+        n = models.Network
+        return (select(models.Port.__table__, n.project_id.label("net_project_id"),
+                       n.shared.label("net_shared"), n.external.label("net_external"))
+                .join(n, n.id == models.Port.network_id))
+
+    def scope(self, ctx, stmt):
+        if ctx.is_admin:
+            return stmt
+        return stmt.where(or_(models.Port.project_id == ctx.project_id,
+                              models.Network.project_id == ctx.project_id))
+
+    def filter(self, stmt, name, values):
+        if name == "fixed_ips":
+            try:
+                kv = convert_kvp_list(values)
+            except ConvertError as e:
+                raise errors.InvalidInput(error_message=str(e)) from None
+            a = models.IPAllocation
+            conds = [a.port_id == models.Port.id]
+            if "ip_address" in kv:
+                conds.append(a.ip_address.in_([_ip_text_or_same(v) for v in kv["ip_address"]]))
+            if "subnet_id" in kv:
+                conds.append(a.subnet_id.in_(kv["subnet_id"]))
+            if "ip_address_substr" in kv:
+                conds.append(or_(*[a.ip_address.contains(v, autoescape=True) for v in kv["ip_address_substr"]]))
+            return stmt.where(exists(select(a.port_id).where(and_(*conds))))
+        if name == "mac_address":
+            values = [convert_mac(v) for v in values]
+        return super().filter(stmt, name, values)
+
+    def make_dict(self, r):
+        return {"id": r["id"], "name": r["name"], "network_id": r["network_id"],
+                "admin_state_up": r["admin_state_up"], "mac_address": r["mac_address"], "fixed_ips": [],
+                "device_id": r["device_id"], "device_owner": r["device_owner"], "status": r["status"],
+                **project_dict(r), "port_security_enabled": r["port_security_enabled"],
+                "binding:host_id": r["host_id"], "binding:vif_type": r["vif_type"],
+                "binding:vnic_type": "normal", **standard_dict(r),
+                "network:project_id": r["net_project_id"], "network:tenant_id": r["net_project_id"],
+                "network:shared": r["net_shared"], "network:router:external": r["net_external"]}
+
+    def to_dicts(self, s, rows):
+        out = super().to_dicts(s, rows)
+        by_id = {d["id"]: d for d in out}
+        ids = list(by_id)
+        a = models.IPAllocation
+        for i in range(0, len(ids), 900):
+            for pid, sid, ip in s.execute(select(a.port_id, a.subnet_id, a.ip_address)
+                                          .where(a.port_id.in_(ids[i:i + 900]))
+                                          .order_by(a.port_id, a.ip_address)):
+                by_id[pid]["fixed_ips"].append({"subnet_id": sid, "ip_address": ip})
+        return out
+
+    def count(self, s, project_id):
+        # The DHCP port is infrastructure: it does not use the project's quota.
+        from sqlalchemy import func
+        return s.execute(select(func.count()).select_from(models.Port).where(
+            models.Port.project_id == project_id,
+            models.Port.device_owner != dhcp_port.DHCP_OWNER)).scalar_one()
+
+    def policy_target(self, s, ctx, item):
+        t = dict(item)
+        if "network:project_id" not in t:
+            # Creating on a network the caller cannot see: 404 NetworkNotFound.
+            t.update(network_target(s, item["network_id"], ctx))
+        return t
+
+    # --- writes ----------------------------------------------------------------
+    def create(self, tx, ctx, body):
+        s = tx.s
+        net = s.get(models.Network, body["network_id"])
+        mac = body["mac_address"]
+        if mac is ATTR_NOT_SPECIFIED:
+            mac = dhcp_port.new_mac(s, net.id, tx.cfg.get("DEFAULT.base_mac"))
+        elif dhcp_port.mac_in_use(s, net.id, mac):
+            raise errors.MacAddressInUse(net_id=net.id, mac=mac)
+        psec = body["port_security_enabled"]
+        port = models.Port(id=models.new_id(), project_id=body["project_id"], network_id=net.id,
+                           name=body["name"], mac_address=mac, admin_state_up=body["admin_state_up"],
+                           status="DOWN", device_id=body["device_id"], device_owner=body["device_owner"],
+                           port_security_enabled=net.port_security_enabled if psec is ATTR_NOT_SPECIFIED
+                           else psec, description=body["description"])
+        s.add(port)
+        s.flush()
+        for sid, ip in allocate(s, net.id, mac, body["fixed_ips"]):
+            s.add(models.IPAllocation(subnet_id=sid, ip_address=ip, port_id=port.id, network_id=net.id))
+        for t in sorted(set(body["tags"])):
+            s.add(models.Tag(resource_id=port.id, tag=t))
+        s.flush()
+        tx.changed("port", port.id, "create")
+        result = self.get(s, ADMIN, port.id)
+        self.run_hooks("create", tx, ctx, body, result)
+        return result
+
+    def update(self, tx, ctx, id_, body, current):
+        s = tx.s
+        port = s.get(models.Port, id_)
+        if "mac_address" in body and body["mac_address"] != port.mac_address:
+            if port.device_owner.startswith("network:"):
+                raise errors.UnsupportedPortDeviceOwner(op="mac_address update", port_id=id_,
+                                                        device_owner=port.device_owner)
+            if dhcp_port.mac_in_use(s, port.network_id, body["mac_address"]):
+                raise errors.MacAddressInUse(net_id=port.network_id, mac=body["mac_address"])
+            port.mac_address = body["mac_address"]
+        if "fixed_ips" in body:
+            _replace_fixed_ips(s, port, body["fixed_ips"])
+        for k in _SIMPLE:
+            if k in body:
+                setattr(port, k, body[k])
+        bump(port)
+        s.flush()
+        tx.changed("port", id_, "update")
+        result = self.get(s, ADMIN, id_)
+        self.run_hooks("update", tx, ctx, body, result)
+        return result
+
+    def delete(self, tx, ctx, id_, current):
+        self.run_hooks("delete", tx, ctx, current)
+        delete_port_rows(tx.s, id_)
+        tx.changed("port", id_, "delete")
+
+
+def _ip_text_or_same(v: str) -> str:
+    ip = parse_ip(v)
+    return str(ip) if ip is not None else v
+
+
+# --- fixed IPs ------------------------------------------------------------------------
+
+def _subnets_of(s, network_id: str) -> list[dict]:
+    return [dict(r._mapping) for r in s.execute(
+        select(models.Subnet.id, models.Subnet.cidr, models.Subnet.ip_version,
+               models.Subnet.allocation_pools, models.Subnet.ipv6_address_mode)
+        .where(models.Subnet.network_id == network_id)
+        .order_by(models.Subnet.created_at, models.Subnet.id))]
+
+
+def allocate(s, network_id: str, mac: str, requested, keep: set | None = None) -> list[tuple[str, str]]:
+    """(subnet_id, ip) pairs for a new port, or for the new entries of an update."""
+    subnets = _subnets_of(s, network_id)
+    if requested is ATTR_NOT_SPECIFIED:
+        return _auto(s, network_id, mac, subnets)
+    by_id = {sn["id"]: sn for sn in subnets}
+    out = []
+    for entry in requested:
+        sid, ip_s = entry.get("subnet_id"), entry.get("ip_address")
+        if sid is None and ip_s is None:
+            raise errors.InvalidInput(error_message="IP allocation requires subnet_id or ip_address")
+        if sid is not None and sid not in by_id:
+            if s.get(models.Subnet, sid) is None:
+                raise errors.SubnetNotFound(subnet_id=sid)
+            raise errors.InvalidInput(error_message=(
+                f"Failed to create port on network {network_id}, because fixed_ips included "
+                f"invalid subnet {sid}"))
+        if ip_s is not None:
+            ip = netaddr.IPAddress(ip_s)
+            if sid is not None:
+                if not ipam.ip_valid_for_subnet(netaddr.IPNetwork(by_id[sid]["cidr"]), ip):
+                    raise errors.InvalidIpForSubnet(ip_address=ip_s)
+            else:
+                sid = next((sn["id"] for sn in subnets
+                            if ipam.ip_valid_for_subnet(netaddr.IPNetwork(sn["cidr"]), ip)), None)
+                if sid is None:
+                    raise errors.InvalidIpForNetwork(ip_address=ip_s)
+            text = str(ip)
+            if (keep is None or (sid, text) not in keep) and ipam.is_allocated(s, sid, text):
+                raise errors.IpAddressAlreadyAllocated(ip=text, subnet_id=sid)
+            out.append((sid, text))
+            continue
+        sn = by_id[sid]
+        ip = _one_from(s, sn, mac, exclude={p[1] for p in out if p[0] == sid})
+        if ip is None:
+            raise errors.IpAddressGenerationFailureForSubnet(subnet_id=sid)
+        out.append((sid, ip))
+    return out
+
+
+def _one_from(s, sn: dict, mac: str, exclude=()) -> str | None:
+    if sn["ip_version"] == 6 and sn["ipv6_address_mode"] in AUTO_ADDRESS_MODES:
+        ip = ipam.eui64_address(sn["cidr"], mac)
+        return None if ip in exclude or ipam.is_allocated(s, sn["id"], ip) else ip
+    for _ in range(4):
+        ip = ipam.allocate_random(s, sn)
+        if ip is None or ip not in exclude:
+            return ip
+    return None
+
+
+def _auto(s, network_id, mac, subnets) -> list[tuple[str, str]]:
+    """One IPv4 address, one stateful IPv6 address, and every SLAAC address."""
+    out = []
+    for version in (4, 6):
+        stateful = [sn for sn in subnets if sn["ip_version"] == version
+                    and sn["ipv6_address_mode"] not in AUTO_ADDRESS_MODES]
+        for sn in stateful:
+            ip = ipam.allocate_random(s, sn)
+            if ip is not None:
+                out.append((sn["id"], ip))
+                break
+        else:
+            if stateful:
+                raise errors.IpAddressGenerationFailure(net_id=network_id)
+    for sn in subnets:
+        if sn["ip_version"] == 6 and sn["ipv6_address_mode"] in AUTO_ADDRESS_MODES:
+            ip = ipam.eui64_address(sn["cidr"], mac)
+            if ipam.is_allocated(s, sn["id"], ip):
+                raise errors.IpAddressAlreadyAllocated(ip=ip, subnet_id=sn["id"])
+            out.append((sn["id"], ip))
+    return out
+
+
+def _replace_fixed_ips(s, port, requested) -> None:
+    """fixed_ips on update replaces the list: keep matching addresses, release
+    the rest, allocate what is new."""
+    a = models.IPAllocation
+    current = {(x.subnet_id, x.ip_address) for x in s.execute(select(a).where(a.port_id == port.id)).scalars()}
+    subnets_ids = {sn["id"] for sn in _subnets_of(s, port.network_id)}
+    kept, rest = set(), []
+    for entry in requested:
+        ip = parse_ip(entry["ip_address"]) if "ip_address" in entry else None
+        if ip is not None:
+            sid = entry.get("subnet_id")
+            match = next(((cs, ci) for cs, ci in current if ci == str(ip) and (sid is None or cs == sid)), None)
+            if match:
+                kept.add(match)
+                continue
+        rest.append(entry)
+    for entry in list(rest):
+        if set(entry) == {"subnet_id"} and entry["subnet_id"] in subnets_ids:
+            match = next(((cs, ci) for cs, ci in sorted(current - kept) if cs == entry["subnet_id"]), None)
+            if match:
+                kept.add(match)
+                rest.remove(entry)
+    for sid, ip in current - kept:
+        s.execute(a.__table__.delete().where(a.subnet_id == sid, a.ip_address == ip))
+    s.flush()
+    for sid, ip in allocate(s, port.network_id, port.mac_address, rest, keep=kept):
+        s.add(models.IPAllocation(subnet_id=sid, ip_address=ip, port_id=port.id, network_id=port.network_id))
+
+
+RESOURCE = Resource(name="port", collection="ports", attributes=ATTRIBUTES, handler=PortHandler(),
+                    not_found=errors.PortNotFound, not_found_key="port_id", quota="port",
+                    has_network=True, core=True)
+
+QUOTAS = {"port": "quotas.quota_port"}
+
+EXTENSIONS = [
+    Extension("binding", "Port Binding", "Expose port bindings of a virtual port to external application",
+              "2014-02-03T10:00:00-00:00"),
+    Extension("tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
+              "Allow to tag ports during bulk creation", "2019-12-29T19:00:00-00:00"),
+]

@@ -13,7 +13,8 @@ from controller.apps import guard
 LOG = logging.getLogger(__name__)
 
 APPS = [
-    "controller.apps.switches",
+    "controller.apps.reconciler",
+    "controller.apps.ovsdb_monitor",
 ]
 
 

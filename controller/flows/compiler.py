@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from controller.flows.arp_responder import compile_arp_responder
 from controller.flows.br_phys import compile_br_phys
 from controller.flows.br_tun import compile_br_tun
+from controller.flows.dhcp import compile_dhcp
 from controller.flows.flow import Flow, Meter
 from controller.flows.l2 import compile_l2
 from controller.flows.pipeline import compile_pipeline
@@ -19,6 +20,7 @@ COMPILERS = [
     compile_pipeline,
     compile_l2,
     compile_arp_responder,
+    compile_dhcp,
     compile_br_tun,
     compile_br_phys,
 ]

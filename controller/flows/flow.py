@@ -17,7 +17,7 @@ Actions: a tuple of small tuples, applied in order:
     ("push_vlan", ethertype)     ("pop_vlan",)
     ("move", src_field, dst_field, n_bits)   NXM register move (ARP responder)
     ("dec_ttl",)
-    ("ct", {"commit": bool, "zone": int, "table": int|None, "nat": {...}|None})
+    ("ct", opts)                 build it with ct(commit=, zone=, table=, nat={"flags": 1, "ipv4_min": .., "ipv4_max": ..})
     ("resubmit", port|None, table)  NX resubmit(port, table)
     ("meter", meter_id)          (an instruction in OF1.3; kept in order here)
     ("write_metadata", value, mask)  the write-metadata instruction
@@ -52,7 +52,19 @@ def match(**fields: Any) -> Match:
 def _freeze(v):
     if isinstance(v, list):
         return tuple(v)
+    if isinstance(v, str) and v.count(":") == 5:
+        return v.lower()             # MAC addresses in lower case, as switches report them
+    if isinstance(v, tuple):
+        return tuple(_freeze(x) for x in v)
     return v
+
+
+def ct(commit: bool = False, zone: int = 0, table: int | None = None, nat: dict | None = None) -> tuple:
+    """The conntrack action in its canonical (hashable, comparable) form.
+    nat: {"flags": NX_NAT_F_* bits (1 = SRC, 2 = DST), "ipv4_min": .., "ipv4_max": ..,
+    "proto_min": .., "proto_max": ..}; None for no NAT."""
+    nat_t = tuple(sorted((k, v) for k, v in nat.items() if v not in (None, ""))) if nat is not None else None
+    return ("ct", (("commit", bool(commit)), ("nat", nat_t), ("table", table), ("zone", int(zone))))
 
 
 @dataclass(frozen=True, order=True)
@@ -119,7 +131,7 @@ def format_actions(actions: Actions) -> str:
         elif op == "write_metadata":
             out.append(f"write_metadata:{args[0]:#x}/{args[1]:#x}")
         elif op == "ct":
-            opts = args[0]
+            opts = dict(args[0])
             bits = [k if v is True else f"{k}={v}" for k, v in sorted(opts.items())
                     if v not in (None, False)]
             out.append(f"ct({','.join(bits)})")

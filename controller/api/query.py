@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy import and_, exists, or_, select
 
 from controller.api import errors
-from controller.api.attributes import ConvertError
+from controller.api.attributes import ConvertError, _bad_text
 from controller.db import models
 
 NOT_FILTERS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
@@ -36,6 +36,11 @@ def parse(resource, args, max_limit: int = -1) -> ListQuery:
     q = ListQuery()
     attrs = resource.attributes
     q.fields = [f for v in args.getlist("fields") for f in v.split(",") if f]
+    for key in args.keys():
+        for v in [key, *args.getlist(key)]:
+            reason = _bad_text(v)
+            if reason:
+                raise errors.HTTPBadRequest(f"Invalid query parameter: {reason}")
     bad = []
     for key in args.keys():
         if key in NOT_FILTERS:

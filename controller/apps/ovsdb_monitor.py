@@ -1,0 +1,286 @@
+"""Port binding without an agent: watch every node's OVSDB from the controller.
+
+One thread and one `ovs.poller` serve all registered nodes (Node.ovsdb, e.g.
+tcp:192.0.2.17:6640 opened by `node-bootstrap --ovsdb-listen`). For each node
+an `ovs.db.idl.Idl` replicates only what binding needs - Bridge/Port names
+(to know what is on br-int) and Interface name/external_ids/ofport - so OVS's
+statistics updates cause no traffic (shared/LAB.md section 9). On every
+change_seqno the node's set of VIFs is recomputed and diffed with the last
+one; after a (re)connect or a controller start the whole set is compared with
+the database instead, so deletions during an outage are seen. port_binding.py
+writes the result. Nothing here may end the thread: errors are logged and the
+node is resynced on the next round.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import ovs.db.idl
+import ovs.poller
+from os_ken.base import app_manager
+from sqlalchemy import select
+
+from controller.apps import port_binding
+from controller.apps.port_binding import NodeInfo, Vif
+from controller.db import models
+from controller.events import Change
+from controller.runtime import Runtime
+
+LOG = logging.getLogger(__name__)
+
+INTEGRATION_BRIDGE = "br-int"
+NODE_RELOAD_SECONDS = 10      # also pick up nodes registered through another controller process
+RETRY_SECONDS = 1.0           # after a failed database write
+MAX_BACKOFF_MS = 2000         # OVSDB reconnect backoff (the ovs library's floor is 1000)
+
+
+def _column(key_type, min_=0, max_="unlimited", value_type=None, ref=None):
+    key = {"type": key_type, "refTable": ref} if ref else key_type
+    t = {"key": key, "min": min_, "max": max_}
+    if value_type:
+        t["value"] = value_type
+    return {"type": t}
+
+
+# The part of the Open_vSwitch schema we replicate. Written here rather than
+# read from vswitch.ovsschema so the controller host needs no OVS installed.
+SCHEMA = {
+    "name": "Open_vSwitch", "version": "8.3.0",
+    "tables": {
+        "Open_vSwitch": {"columns": {"external_ids": _column("string", value_type="string")},
+                         "isRoot": True, "maxRows": 1},
+        "Bridge": {"columns": {"name": {"type": "string"},
+                               "ports": _column("uuid", ref="Port")}, "isRoot": True},
+        "Port": {"columns": {"name": {"type": "string"},
+                             "interfaces": _column("uuid", 1, ref="Interface")}},
+        "Interface": {"columns": {"name": {"type": "string"},
+                                  "external_ids": _column("string", value_type="string"),
+                                  "ofport": _column("integer", 0, 1)}},
+    },
+}
+
+
+class NodeConnection:
+    """One node's OVSDB replica and what we last concluded from it."""
+
+    def __init__(self, node: NodeInfo, remote: str):
+        self.node = node
+        self.remote = remote
+        helper = ovs.db.idl.SchemaHelper(schema_json=SCHEMA)
+        helper.register_columns("Open_vSwitch", ["external_ids"])
+        helper.register_columns("Bridge", ["name", "ports"])
+        helper.register_columns("Port", ["name", "interfaces"])
+        helper.register_columns("Interface", ["name", "external_ids", "ofport"])
+        self.idl = ovs.db.idl.Idl(remote, helper)
+        reconnect = getattr(getattr(self.idl, "_session", None), "reconnect", None)
+        if reconnect is not None:
+            reconnect.set_backoff(1000, MAX_BACKOFF_MS)
+        self.seen_seqno = None
+        self.last: dict[str, Vif] | None = None       # None: compare with the DB next time
+        self.pending: dict[str, str] = {}            # iface -> port id / prefix we wait for
+        self.refused: dict[str, tuple[str, str]] = {}  # iface -> (port id, reason), logged once
+        self.retry_at = 0.0
+
+    def synced(self) -> bool:
+        return self.idl.state == self.idl.IDL_S_MONITORING
+
+    def vifs(self) -> dict[str, Vif]:
+        """Interfaces on br-int that have an OpenFlow port number."""
+        bridge = next((b for b in self.idl.tables["Bridge"].rows.values()
+                       if b.name == INTEGRATION_BRIDGE), None)
+        if bridge is None:
+            return {}
+        out = {}
+        for port in bridge.ports:
+            for iface in port.interfaces:
+                ofport = iface.ofport[0] if iface.ofport else -1
+                if ofport <= 0 or iface.name == INTEGRATION_BRIDGE:
+                    continue               # not (yet) assigned, failed, or the local port
+                ids = iface.external_ids
+                out[iface.name] = Vif(iface.name, ofport, ids.get("iface-id") or None,
+                                      ids.get("attached-mac") or None)
+        return out
+
+    def close(self):
+        self.idl.close()
+
+
+class OvsdbMonitor(app_manager.OSKenApp):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.runtime = Runtime.current()
+        self.conns: dict[str, NodeConnection] = {}     # node id -> connection
+        self._stop = threading.Event()
+        self._nodes_dirty = True
+        self._recheck = threading.Event()              # a port we were waiting for changed
+        self._waiting_ids: set[str] = set()            # read by the bus callback
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._nodes_loaded_at = 0.0
+        self._thread: threading.Thread | None = None
+        self.runtime.bus.subscribe(self._on_changes)
+
+    # --- os-ken app lifecycle ----------------------------------------------------
+
+    def start(self):
+        super().start()
+        self._thread = threading.Thread(target=self._run, name="ovsdb-monitor", daemon=True)
+        self._thread.start()
+
+    def close(self):
+        """Called by AppManager.close() at shutdown."""
+        self._stop.set()
+        self._wake()
+        self.runtime.bus.unsubscribe(self._on_changes)
+
+    # --- change bus (runs in the publisher's thread: only flag and wake) ---------
+
+    def _on_changes(self, changes: list[Change]):
+        wake = False
+        for c in changes:
+            if c.kind == "node":
+                self._nodes_dirty = wake = True
+            elif c.kind == "port" and self._is_awaited(c.id):
+                self._recheck.set()
+                wake = True
+        if wake:
+            self._wake()
+
+    def _is_awaited(self, port_id: str) -> bool:
+        waiting = self._waiting_ids
+        return port_id in waiting or any(w.endswith("*") and port_id.startswith(w[:-1])
+                                         for w in waiting)
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass                                       # already awake / closing
+
+    # --- the thread ----------------------------------------------------------------
+
+    def _run(self):
+        LOG.info("OVSDB monitor running")
+        while not self._stop.is_set():
+            try:
+                self._round()
+            except Exception:
+                LOG.exception("OVSDB monitor round failed; carrying on")
+                time.sleep(RETRY_SECONDS)
+        for conn in self.conns.values():
+            conn.close()
+
+    def _round(self):
+        now = time.monotonic()
+        if self._nodes_dirty or now - self._nodes_loaded_at > NODE_RELOAD_SECONDS:
+            self._nodes_dirty = False
+            self._load_nodes()
+            self._nodes_loaded_at = now
+        recheck = self._recheck.is_set()
+        self._recheck.clear()
+        for conn in list(self.conns.values()):
+            try:
+                self._service(conn, recheck)
+            except Exception:
+                LOG.exception("OVSDB monitor: node %s failed; resyncing it", conn.node.hostname)
+                conn.last = None
+                conn.retry_at = time.monotonic() + RETRY_SECONDS
+        self._waiting_ids = {v for c in self.conns.values() for v in c.pending.values()} | {
+            port_id for c in self.conns.values() for port_id, _ in c.refused.values()}
+        self._block()
+
+    def _block(self):
+        poller = ovs.poller.Poller()
+        for conn in self.conns.values():
+            conn.idl.wait(poller)
+        poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+        soonest = min([c.retry_at for c in self.conns.values()
+                       if c.last is None and c.synced()] or [0])
+        delay = max(0.0, soonest - time.monotonic()) if soonest else 1.0
+        poller.timer_wait(int(min(delay, 1.0) * 1000))
+        poller.block()
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _service(self, conn: NodeConnection, recheck: bool):
+        conn.idl.run()
+        if not conn.synced():
+            return
+        changed = conn.idl.change_seqno != conn.seen_seqno
+        resync = conn.last is None and time.monotonic() >= conn.retry_at
+        recheck = recheck and bool(conn.pending or conn.refused)
+        if not (changed or resync or recheck):
+            return
+        conn.seen_seqno = conn.idl.change_seqno
+        vifs = conn.vifs()
+        if conn.last is None or recheck:
+            self._sync(conn, vifs, None, None)
+        else:
+            plugged = [v for name, v in vifs.items() if conn.last.get(name) != v]
+            unplugged = [v for name, v in conn.last.items() if name not in vifs]
+            if plugged or unplugged:
+                self._sync(conn, vifs, plugged, unplugged)
+        conn.last = vifs
+
+    def _sync(self, conn: NodeConnection, vifs, plugged, unplugged):
+        result = self.runtime.db.run_in_transaction(
+            port_binding.sync, conn.node, vifs, plugged, unplugged)
+        touched = vifs.keys() if plugged is None else {v.iface for v in (plugged + unplugged)}
+        for iface in touched:
+            conn.pending.pop(iface, None)
+            if iface not in result.refused:
+                conn.refused.pop(iface, None)
+        conn.pending.update(result.waiting)
+        for iface in list(conn.pending):
+            if iface not in vifs:
+                del conn.pending[iface]
+        for iface, refused in result.refused.items():
+            if conn.refused.get(iface) != refused:
+                LOG.warning("not binding %s on %s: %s", iface, conn.node.hostname, refused[1])
+            conn.refused[iface] = refused
+        for iface in list(conn.refused):
+            if iface not in vifs:
+                del conn.refused[iface]
+        if result.changed:
+            self.runtime.bus.publish([Change("port", pid) for pid in result.changed])
+
+    # --- nodes -------------------------------------------------------------------------
+
+    def _load_nodes(self):
+        with self.runtime.db.read() as s:
+            rows = s.execute(select(models.Node)).scalars().all()
+            nodes = {n.id: (NodeInfo(n.id, n.hostname, n.tunnel_type, n.tunnel_ip,
+                                     dict(n.bridge_mappings or {})), n.ovsdb) for n in rows}
+        for node_id in list(self.conns):
+            if node_id not in nodes:
+                self._forget(node_id)
+        for node_id, (info, remote) in nodes.items():
+            conn = self.conns.get(node_id)
+            if conn and conn.remote == remote:
+                if conn.node != info:             # mappings or tunnel changed: recheck all
+                    conn.node, conn.last = info, None
+                continue
+            if conn:
+                conn.close()
+                del self.conns[node_id]
+            if not remote:
+                LOG.warning("node %s registered no OVSDB address: its ports cannot be bound",
+                            info.hostname)
+                continue
+            LOG.info("watching OVSDB of node %s at %s", info.hostname, remote)
+            self.conns[node_id] = NodeConnection(info, remote)
+
+    def _forget(self, node_id: str):
+        conn = self.conns.pop(node_id)
+        conn.close()
+        LOG.info("node %s removed: no longer watching %s", conn.node.hostname, conn.remote)
+        changed = self.runtime.db.run_in_transaction(port_binding.unbind_host, conn.node.hostname)
+        if changed:
+            self.runtime.bus.publish([Change("port", pid) for pid in changed])

@@ -1,0 +1,167 @@
+"""Port binding, the database side: given the VIFs one node's OVSDB shows on
+br-int, write Port.host_id / ofport / vif_type (and status DOWN on unplug).
+
+The OVSDB monitor (ovsdb_monitor.py) calls `sync()`; everything here runs in
+one transaction that also adds a ChangeLog row per changed port; the caller
+publishes Change("port", id) for the returned ids after the commit. The
+reconciler, not this module, moves a bound port to ACTIVE once its flows are
+confirmed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from controller.db import models
+
+LOG = logging.getLogger(__name__)
+
+TAP_PREFIX = "tap"
+TAP_ID_CHARS = 11           # Nova: tap + the first 11 characters of the port id
+
+
+@dataclass(frozen=True)
+class Vif:
+    """One interface on br-int with an OpenFlow port number."""
+    iface: str
+    ofport: int
+    port_id: str | None = None          # external_ids:iface-id
+    mac: str | None = None              # external_ids:attached-mac
+
+    def id_prefix(self) -> str | None:
+        """The port id prefix of the tap-name convention (fallback without iface-id)."""
+        if self.iface.startswith(TAP_PREFIX) and len(self.iface) == len(TAP_PREFIX) + TAP_ID_CHARS:
+            return self.iface[len(TAP_PREFIX):]
+        return None
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    id: str
+    hostname: str
+    tunnel_type: str
+    tunnel_ip: str | None
+    bridge_mappings: dict
+
+
+@dataclass
+class SyncResult:
+    changed: list[str] = field(default_factory=list)        # port ids to publish
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)  # iface -> (port id, reason)
+    waiting: dict[str, str] = field(default_factory=dict)   # iface -> port id / prefix not found
+
+
+def network_reason(net: models.Network, node: NodeInfo) -> str | None:
+    """Why `node` cannot carry `net`, or None when it can."""
+    if net.network_type in ("vlan", "flat"):
+        if net.physical_network not in (node.bridge_mappings or {}):
+            return (f"network {net.id} is on physical network {net.physical_network!r}, "
+                    f"which {node.hostname} has no bridge for")
+    elif net.network_type in ("gre", "vxlan"):
+        if net.network_type != node.tunnel_type or not node.tunnel_ip:
+            return (f"network {net.id} is {net.network_type} but {node.hostname} tunnels "
+                    f"with {node.tunnel_type if node.tunnel_ip else 'nothing (no tunnel IP)'}")
+    return None
+
+
+def refusal(port: models.Port, vif: Vif, node: NodeInfo) -> str | None:
+    if not vif.mac:
+        return "the interface has no external_ids:attached-mac"
+    if vif.mac.lower() != port.mac_address.lower():
+        return f"attached-mac {vif.mac} differs from the port's MAC {port.mac_address}"
+    return network_reason(port_network(port), node)
+
+
+def port_network(port: models.Port) -> models.Network:
+    from sqlalchemy.orm import object_session
+    return object_session(port).get(models.Network, port.network_id)
+
+
+def _resolve(s, vifs: list[Vif]) -> dict[str, models.Port]:
+    """iface -> Port: by iface-id, else by the tap-name prefix (unique match only)."""
+    ids = [v.port_id for v in vifs if v.port_id]
+    by_id = {}
+    if ids:
+        by_id = {p.id: p for p in s.execute(select(models.Port).where(models.Port.id.in_(ids))).scalars()}
+    out = {}
+    for v in vifs:
+        if v.port_id:
+            if v.port_id in by_id:
+                out[v.iface] = by_id[v.port_id]
+        elif v.id_prefix():
+            matches = s.execute(select(models.Port).where(
+                models.Port.id.like(v.id_prefix() + "%")).limit(2)).scalars().all()
+            if len(matches) == 1:
+                out[v.iface] = matches[0]
+    return out
+
+
+def _touch(s, port: models.Port, changed: list[str]):
+    port.revision_number = (port.revision_number or 0) + 1
+    port.updated_at = models.utcnow()
+    s.add(models.ChangeLog(kind="port", resource_id=port.id))
+    changed.append(port.id)
+
+
+def _bind(s, port, vif: Vif, node: NodeInfo, changed):
+    if (port.host_id, port.ofport, port.vif_type) == (node.hostname, vif.ofport, "ovs"):
+        return
+    LOG.info("binding port %s to %s ofport %d (%s)", port.id, node.hostname, vif.ofport, vif.iface)
+    port.host_id, port.ofport, port.vif_type = node.hostname, vif.ofport, "ovs"
+    _touch(s, port, changed)
+
+
+def _unbind(s, port, node: NodeInfo, changed):
+    LOG.info("unbinding port %s from %s (unplugged)", port.id, node.hostname)
+    port.host_id, port.ofport, port.vif_type, port.status = "", None, "unbound", "DOWN"
+    _touch(s, port, changed)
+
+
+def sync(s, node: NodeInfo, vifs: dict[str, Vif], plugged: list[Vif] | None = None,
+         unplugged: list[Vif] | None = None) -> SyncResult:
+    """Make the bindings of `node` match `vifs` (its whole br-int).
+
+    Full mode (plugged is None), after a (re)connect or a controller start:
+    bind every acceptable VIF not bound elsewhere, unbind ports this node holds
+    without an acceptable VIF. Incremental mode: bind `plugged` (a new plug
+    takes a port even from another host, as a move does) and unbind the ports
+    of `unplugged` and of refused plugs if this node holds them."""
+    result = SyncResult()
+    full = plugged is None
+    candidates = list(vifs.values()) if full else list(plugged)
+    ports = _resolve(s, list(vifs.values()))
+    accepted: dict[str, Vif] = {}                  # port id -> its acceptable VIF here
+    for vif in vifs.values():
+        port = ports.get(vif.iface)
+        if port is not None and refusal(port, vif, node) is None:
+            accepted[port.id] = vif
+    suspects: list[models.Port] = []               # may have lost their VIF here
+    for vif in candidates:
+        port = ports.get(vif.iface)
+        if port is None:
+            result.waiting[vif.iface] = vif.port_id or f"{vif.id_prefix()}*"
+        elif accepted.get(port.id) is not vif:
+            reason = refusal(port, vif, node) or "another interface carries this port"
+            result.refused[vif.iface] = (port.id, f"port {port.id}: {reason}")
+            suspects.append(port)
+        elif not (full and port.host_id not in ("", node.hostname)):
+            _bind(s, port, vif, node, result.changed)   # (a resync does not steal a port)
+    if full:
+        suspects += s.execute(select(models.Port).where(models.Port.host_id == node.hostname)).scalars()
+    else:
+        suspects += _resolve(s, list(unplugged or [])).values()
+    for port in {p.id: p for p in suspects}.values():
+        if port.host_id == node.hostname and port.id not in accepted and port.vif_type != "unbound":
+            _unbind(s, port, node, result.changed)
+    return result
+
+
+def unbind_host(s, hostname: str) -> list[str]:
+    """A node was removed: nothing is plugged there any more."""
+    changed: list[str] = []
+    node = NodeInfo("", hostname, "", None, {})
+    for port in s.execute(select(models.Port).where(models.Port.host_id == hostname)).scalars():
+        _unbind(s, port, node, changed)
+    return changed

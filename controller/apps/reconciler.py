@@ -449,6 +449,9 @@ class Reconciler(app_manager.OSKenApp):
             self._resync_all()
             return False
         self._send_meters(job, job.meter_dels, ofcodec.DELETE)   # after the flows using them went
+        for f in job.mods[:3]:
+            LOG.info("switch %016x: modified %s (was %s)", sw.dpid, f,
+                     (sw.installed or {}).get(f.key))
         job.apply_to_model()
         sw.reconciles += 1
         sw.last_reconcile_s = time.time() - job.t0

@@ -161,7 +161,8 @@ def decode_action(a) -> tuple:
     if isinstance(a, parser.OFPActionDecNwTtl):
         return ("dec_ttl",)
     if isinstance(a, parser.NXActionRegMove):
-        out = ("move", a.src_field, a.dst_field, a.n_bits)
+        # OVS reports NXM headers (os-ken: "eth_src_nxm") for what we sent as OXM.
+        out = ("move", _oxm_name(a.src_field), _oxm_name(a.dst_field), a.n_bits)
         if a.src_ofs or a.dst_ofs:
             out += (a.src_ofs, a.dst_ofs)
         return out
@@ -183,6 +184,10 @@ def decode_meter_config(bridge: str, st) -> Meter:
     band = st.bands[0] if st.bands else None
     return Meter(bridge=bridge, meter_id=st.meter_id, rate_pps=band.rate if band else 0,
                  burst=band.burst_size if band and st.flags & ofp.OFPMF_BURST else 0)
+
+
+def _oxm_name(field: str) -> str:
+    return field[:-4] if field.endswith("_nxm") else field
 
 
 def _norm(v):

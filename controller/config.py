@@ -94,6 +94,19 @@ OPTS: list[Opt] = [
     Opt("metadata", "nova_metadata_url", "http://127.0.0.1:8775", "Nova metadata API base URL."),
     Opt("metadata", "metadata_proxy_shared_secret", "", "Secret for X-Instance-ID-Signature."),
     Opt("metadata", "timeout", 10, "Seconds to wait for Nova's metadata API.", int),
+    Opt("metadata", "proxy_address", "",
+        "IPv4 address where the nodes reach the metadata proxy over their management "
+        "network (node-bootstrap --metadata-bridge); empty: no metadata flows."),
+    Opt("metadata", "proxy_port", 9697, "TCP port of the metadata proxy.", int),
+    Opt("metadata", "proxy_mac", "",
+        "MAC the nodes send metadata requests to (the proxy host's, or the router's "
+        "towards it); empty: the local interface holding proxy_address."),
+    Opt("metadata", "source_range", "100.64.0.0/10",
+        "Addresses the proxy sees as sources: one per VM port, never routed elsewhere."),
+    Opt("metadata", "listen_host", "",
+        "Start the metadata proxy inside quantum-controller, bound to this address "
+        "(port proxy_port); empty: run it elsewhere with python -m controller.proxy.",
+        flag="metadata-listen-host"),
 ]
 
 OPTS_BY_KEY = {o.key: o for o in OPTS}

@@ -228,6 +228,15 @@ class LocalVlan(Base):
     vlan: Mapped[int] = mapped_column(Integer)
 
 
+class MetadataAddress(Base):
+    """The index of the address a VM port's metadata requests come from
+    (controller/proxy/addresses.py): the proxy maps it back to the port.
+    Stored so the address stays the same across controller restarts."""
+    __tablename__ = "metadata_addresses"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
+    address_index: Mapped[int] = mapped_column(Integer, unique=True)
+
+
 class ChangeLog(Base):
     """Monotonic log of committed changes: other controller processes follow it
     (by revision) to learn what to recompute."""

@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 3cbaeb8b9910
+Revision ID: 6416db9f9d63
 Revises: 
-Create Date: 2026-11-21 13:28:02.950634
+Create Date: 2026-11-21 13:35:41.848770
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '3cbaeb8b9910'
+revision = '6416db9f9d63'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -225,6 +225,13 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_ipallocations_network_id'), ['network_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ipallocations_port_id'), ['port_id'], unique=False)
 
+    op.create_table('metadata_addresses',
+    sa.Column('port_id', sa.String(length=36), nullable=False),
+    sa.Column('address_index', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['port_id'], ['ports.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('port_id'),
+    sa.UniqueConstraint('address_index')
+    )
     op.create_table('port_security_groups',
     sa.Column('port_id', sa.String(length=36), nullable=False),
     sa.Column('security_group_id', sa.String(length=36), nullable=False),
@@ -261,6 +268,7 @@ def downgrade():
 
     op.drop_table('routers')
     op.drop_table('port_security_groups')
+    op.drop_table('metadata_addresses')
     with op.batch_alter_table('ipallocations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ipallocations_port_id'))
         batch_op.drop_index(batch_op.f('ix_ipallocations_network_id'))

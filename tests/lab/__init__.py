@@ -10,6 +10,9 @@ TCP:127.0.0.1:<ofp port>` (OpenFlow target unix:$R/ctl<i>.sock).
 The "physical" network is a namespace `<prefix>-wire` of Linux bridges:
 - `underlay`: every hypervisor's eth0, which sits on a standalone br-phy whose
   internal port holds the tunnel IP 172.31.0.<index> (GRE/VXLAN endpoints);
+  the hypervisor kernel does not ARP on these NICs (arp off), IPv6 is off in
+  hypervisor namespaces, and each Lab pings all endpoints once at start so
+  vswitchd's tunnel ARP cache is warm (else the first tunnelled packet drops);
 - `pn<k>`: every hypervisor's eth<k+1>, attached to br-eth<k+1> by
   node-bootstrap --bridge-ports (the VLAN trunk of physnet k).
 
@@ -28,6 +31,8 @@ API
         vm1.set_ip("10.0.0.3/24", gateway=None, mtu=1458)
         vm1.ping("10.0.0.4", count=3)          # -> bool (all replies received)
         lease = vm1.dhcp()                     # busybox udhcpc, private hook -> dict or None
+                                               # (like any udhcpc hook, a failed attempt
+                                               #  flushes eth0's addresses)
         sent, got = lab.tcp_transfer(vm1, vm2, "10.0.0.4", nbytes=10 * 2**20)
         assert sent == got                     # {"bytes": n, "sha256": ...}
         vm1.unplug(); vm1.replug(); vm1.replug(hv2)   # del-port / add-port (or move)

@@ -36,6 +36,9 @@ class Hypervisor:
         os.makedirs(self.rundir, exist_ok=True)
         run("ip", "netns", "add", self.netns)
         run("ip", "-n", self.netns, "link", "set", "lo", "up")
+        # No IPv6 chatter from the hypervisor's own interfaces on the wires.
+        run("sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1",
+            "net.ipv6.conf.all.disable_ipv6=1", netns=self.netns)
         run("ovsdb-tool", "create", f"{self.rundir}/conf.db", SCHEMA)
         self.start_ovsdb()
         run("ovs-vsctl", f"--db={self.db}", "--no-wait", "init")
@@ -98,7 +101,9 @@ class Hypervisor:
         run("ip", "link", "add", name, "netns", self.netns, "type", "veth",
             "peer", "name", peer, "netns", peer_netns)
         run("ip", "-n", peer_netns, "link", "set", peer, "master", bridge, "up")
-        run("ip", "-n", self.netns, "link", "set", name, "up")
+        # OVS owns this NIC: the hypervisor kernel must not answer ARP on it
+        # for the tunnel IP (it would hand out the veth's MAC, not br-phy's).
+        run("ip", "-n", self.netns, "link", "set", name, "arp", "off", "up")
 
     def create_br_phy(self, nic: str):
         """The tunnel endpoint: a standalone br-phy holding the wire, with the
@@ -109,6 +114,12 @@ class Hypervisor:
                    "--", "add-port", "br-phy", nic)
         run("ip", "-n", self.netns, "addr", "add", f"{self.tunnel_ip}/24", "dev", "br-phy")
         run("ip", "-n", self.netns, "link", "set", "br-phy", "up")
+
+    def warm_tunnel_neighbours(self, others):
+        """Ping the other endpoints once so vswitchd's tunnel ARP cache is
+        filled: otherwise the first tunnelled packet is dropped while it ARPs."""
+        for other in others:
+            self.exec("ping", "-c", "1", "-W", "1", other.tunnel_ip, check=False)
 
     # --- node-bootstrap ----------------------------------------------------------
 

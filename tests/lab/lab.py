@@ -92,6 +92,7 @@ class Lab:
         # Hypervisors come up in parallel: most of the time is waiting on daemons.
         with ThreadPoolExecutor(max_workers=len(self.hvs) or 1) as pool:
             list(pool.map(self._start_hv, self.hvs))
+            list(pool.map(lambda hv: hv.warm_tunnel_neighbours(self.hvs[hv.index:]), self.hvs))
         return self
 
     def _create_wire(self):

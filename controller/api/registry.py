@@ -28,6 +28,9 @@ RESOURCE_MODULES = [
     "controller.api.resources.subnets",
     "controller.api.resources.ports",
     "controller.api.resources.nodes",
+    "controller.api.resources.security_groups",
+    "controller.api.resources.routers",
+    "controller.api.resources.floatingips",
 ]
 
 

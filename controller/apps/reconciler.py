@@ -566,6 +566,8 @@ def affected_nodes(old: World, new: World, changes: list[Change]) -> set[str]:
                     if p.node_id:
                         out.add(p.node_id)
                     out |= w.nodes_of_network(p.network_id)
+                    # routers deliver into the network wherever it has a local VLAN
+                    out |= {n for (n, nid) in w.local_vlans if nid == p.network_id}
         elif c.kind in ("network", "subnet"):
             for w in (old, new):
                 net_id = c.id

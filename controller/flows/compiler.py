@@ -11,6 +11,8 @@ from controller.flows.br_tun import compile_br_tun
 from controller.flows.dhcp import compile_dhcp
 from controller.flows.flow import Flow, Meter
 from controller.flows.l2 import compile_l2
+from controller.flows.l3 import compile_l3
+from controller.flows.nat import compile_nat
 from controller.flows.pipeline import compile_pipeline
 from controller.flows.world import NodeInfo, World
 
@@ -23,6 +25,8 @@ COMPILERS = [
     compile_dhcp,
     compile_br_tun,
     compile_br_phys,
+    compile_l3,
+    compile_nat,
 ]
 
 

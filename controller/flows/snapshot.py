@@ -14,7 +14,9 @@ import logging
 from sqlalchemy import select
 
 from controller.db import models as m
-from controller.flows.world import (NetworkInfo, NodeInfo, PortInfo, SubnetInfo, World,
+from controller.flows import neighbours
+from controller.flows.world import (FloatingIPInfo, NetworkInfo, NodeInfo, PortInfo, RouterGateway,
+                                    RouterInfo, RouterInterface, SubnetInfo, World,
                                     needed_local_vlans)
 
 LOG = logging.getLogger(__name__)
@@ -28,13 +30,16 @@ def load_world(session, allocate: bool = True) -> World:
     subnets = {s.id: _subnet(s) for s in session.scalars(select(m.Subnet))}
     host_to_node = {n.hostname: n.id for n in nodes.values()}
     ports = {p.id: _port(p, host_to_node) for p in session.scalars(select(m.Port))}
+    routers = {r.id: _router(r, ports, subnets) for r in session.scalars(select(m.Router))}
+    fips = {f.id: _floatingip(f) for f in session.scalars(select(m.FloatingIP))}
     existing = {(r.node_id, r.network_id): r.vlan for r in session.scalars(select(m.LocalVlan))}
-    world = World(nodes=nodes, networks=networks, subnets=subnets, ports=ports)
+    l3 = dict(routers=routers, floatingips=fips, neighbours=neighbours.snapshot())
+    world = World(nodes=nodes, networks=networks, subnets=subnets, ports=ports, **l3)
     wanted = assign_local_vlans(existing, needed_local_vlans(world))
     if allocate and wanted != existing:
         _store_local_vlans(session, existing, wanted)
     return World(nodes=nodes, networks=networks, subnets=subnets, ports=ports,
-                 local_vlans=wanted if allocate else existing)
+                 local_vlans=wanted if allocate else existing, **l3)
 
 
 def assign_local_vlans(existing: dict[tuple[str, str], int],
@@ -101,3 +106,37 @@ def _port(p: m.Port, host_to_node: dict[str, str]) -> PortInfo:
                     port_security_enabled=bool(p.port_security_enabled),
                     allowed_address_pairs=pairs,
                     node_id=node_id, ofport=p.ofport if node_id else None)
+
+
+ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
+
+
+def _router(r: m.Router, ports: dict[str, PortInfo], subnets: dict[str, SubnetInfo]) -> RouterInfo:
+    interfaces = []
+    for p in sorted(ports.values(), key=lambda p: p.id):
+        if p.device_id != r.id or p.device_owner not in ROUTER_INTERFACE_OWNERS:
+            continue
+        for subnet_id, ip in p.fixed_ips:
+            s = subnets.get(subnet_id)
+            if s is not None and s.ip_version == 4:
+                interfaces.append(RouterInterface(port_id=p.id, network_id=p.network_id,
+                                                  subnet_id=subnet_id, ip=ip, mac=p.mac, cidr=s.cidr))
+    gateway = None
+    gw = ports.get(r.gw_port_id) if r.gw_port_id else None
+    for subnet_id, ip in (gw.fixed_ips if gw else ()):
+        s = subnets.get(subnet_id)
+        if s is not None and s.ip_version == 4:
+            gateway = RouterGateway(port_id=gw.id, network_id=gw.network_id, subnet_id=subnet_id,
+                                    ip=ip, mac=gw.mac, cidr=s.cidr, nexthop=s.gateway_ip)
+            break
+    routes = tuple((x["destination"], x["nexthop"]) for x in (r.routes or ())
+                   if isinstance(x, dict) and "destination" in x and "nexthop" in x)
+    return RouterInfo(id=r.id, project_id=r.project_id, admin_state_up=bool(r.admin_state_up),
+                      enable_snat=bool(r.enable_snat), interfaces=tuple(interfaces),
+                      gateway=gateway, routes=routes)
+
+
+def _floatingip(f: m.FloatingIP) -> FloatingIPInfo:
+    return FloatingIPInfo(id=f.id, address=f.floating_ip_address, network_id=f.floating_network_id,
+                          port_id=f.port_id, fixed_ip=f.fixed_ip_address, router_id=f.router_id)

@@ -15,7 +15,8 @@ class IntTable(IntEnum):
     DHCP = 21             # punt DHCP client packets to the controller (metered)
     METADATA = 22         # 169.254.169.254 redirection
     INGRESS_ACL = 30      # security groups (from-port direction)
-    L3 = 40               # router MACs: route, rewrite MACs, dec_ttl
+    L3 = 40               # router MACs -> reg6 = router; external ingress: ARP, floating IPs, SNAT replies
+    L3_ROUTE = 41         # (router, destination) -> rewrite MACs, dec_ttl, destination network; default route
     NAT = 45              # SNAT / floating IP
     L2_LOOKUP = 50        # (network, eth_dst) -> reg7 = local port or uplink; flooding
     EGRESS_ACL = 60       # security groups (to-port direction)
@@ -65,6 +66,7 @@ def int_patch_phys_ofport(index: int) -> int:
 # carried in the OpenFlow metadata (= its local VLAN on this node, whole 64 bits).
 REG_IN_PORT = "reg5"      # logical ingress port (ofport of the VM port, or of the patch port)
 REG_OUT_PORT = "reg7"     # chosen egress port (set by L2_LOOKUP, used by OUTPUT)
+REG_ROUTER = "reg6"       # the router routing the packet (its conntrack zone), set by L3
 
 # Priorities used by more than one module.
 PRIO_MISS = 0

@@ -6,8 +6,12 @@ database; unit tests build it by hand. A compiler is a pure function
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
+
+
+ROUTER_ZONE_MIN, ROUTER_ZONES = 4096, 61000      # conntrack zones 4096..65095 for routers
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,50 @@ class PortInfo:
 
 
 @dataclass(frozen=True)
+class RouterInterface:
+    """One address of a router on a subnet (a `network:router_interface` port)."""
+    port_id: str
+    network_id: str
+    subnet_id: str
+    ip: str                                    # the router's address (usually the subnet gateway)
+    mac: str
+    cidr: str
+
+
+@dataclass(frozen=True)
+class RouterGateway:
+    """The router's port on an external network."""
+    port_id: str
+    network_id: str
+    subnet_id: str
+    ip: str                                    # SNAT address
+    mac: str
+    cidr: str
+    nexthop: str | None                        # the external subnet's gateway_ip
+
+
+@dataclass(frozen=True)
+class RouterInfo:
+    id: str
+    project_id: str
+    admin_state_up: bool
+    enable_snat: bool
+    interfaces: tuple[RouterInterface, ...] = ()
+    gateway: RouterGateway | None = None
+    routes: tuple[tuple[str, str], ...] = ()   # extra routes (destination, nexthop)
+
+
+@dataclass(frozen=True)
+class FloatingIPInfo:
+    id: str
+    address: str
+    network_id: str                            # the external (floating) network
+    port_id: str | None                        # the associated internal port
+    fixed_ip: str | None
+    router_id: str | None
+
+
+@dataclass(frozen=True)
 class World:
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     networks: dict[str, NetworkInfo] = field(default_factory=dict)
@@ -73,6 +121,10 @@ class World:
     ports: dict[str, PortInfo] = field(default_factory=dict)
     # (node_id, network_id) -> local VLAN on that node's br-int
     local_vlans: dict[tuple[str, str], int] = field(default_factory=dict)
+    routers: dict[str, RouterInfo] = field(default_factory=dict)
+    floatingips: dict[str, FloatingIPInfo] = field(default_factory=dict)
+    # (network_id, ip) -> MAC resolved by the controller (external gateways)
+    neighbours: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def ports_on(self, node_id: str) -> list[PortInfo]:
         """Ports plugged into br-int of this node (bound, with an ofport)."""
@@ -95,7 +147,52 @@ class World:
         return {p.node_id for p in self.ports_of_network(network_id)
                 if p.node_id and p.ofport}
 
+    def router_zone(self, router_id: str) -> int:
+        """The router's conntrack zone, also its number in reg6. Zones start
+        above 4095 so they never meet zones numbered by local VLAN."""
+        return self._router_zones[router_id]
+
+    def router_host(self, router_id: str) -> str | None:
+        """The gateway node that runs this router's SNAT and floating IPs."""
+        return self._router_hosts.get(router_id)
+
+    def routers_of_network(self, network_id: str) -> list[RouterInfo]:
+        return [r for r in self.routers.values()
+                if any(i.network_id == network_id for i in r.interfaces)]
+
     # Indexes, built once per snapshot (a World is immutable).
+    @cached_property
+    def _router_zones(self) -> dict[str, int]:
+        """Stable without storage: a hash of the router id, probing upwards
+        on a clash (routers in id order, so a clash only moves the newer id
+        when it sorts later)."""
+        used: set[int] = set()
+        out = {}
+        for rid in sorted(self.routers):
+            zone = ROUTER_ZONE_MIN + int(hashlib.sha256(rid.encode()).hexdigest()[:8], 16) % ROUTER_ZONES
+            while zone in used:
+                zone = ROUTER_ZONE_MIN + (zone - ROUTER_ZONE_MIN + 1) % ROUTER_ZONES
+            used.add(zone)
+            out[rid] = zone
+        return out
+
+    @cached_property
+    def _router_hosts(self) -> dict[str, str]:
+        """router -> gateway node: among the gateway nodes that map the
+        external network's physical network, one picked by router id (so
+        routers spread over several gateways and the choice is stable)."""
+        out = {}
+        for r in self.routers.values():
+            ext = self.networks.get(r.gateway.network_id) if r.gateway else None
+            if ext is None or not ext.physical_network:
+                continue
+            hosts = sorted(n.id for n in self.nodes.values() if n.is_gateway
+                           and ext.physical_network in dict(n.bridge_mappings))
+            if hosts:
+                out[r.id] = hosts[int(hashlib.sha256(r.id.encode()).hexdigest()[:8], 16) % len(hosts)]
+        return out
+
+
     @cached_property
     def _ports_by_node(self) -> dict[str, list[PortInfo]]:
         out: dict[str, list[PortInfo]] = {}
@@ -114,7 +211,25 @@ class World:
 
 def needed_local_vlans(world: World) -> set[tuple[str, str]]:
     """(node, network) pairs that need a local VLAN: a port of the network is
-    plugged into the node. Shared by load_world and the tests' world builder."""
-    return {(p.node_id, p.network_id) for p in world.ports.values()
-            if p.node_id and p.ofport and p.network_id in world.networks
-            and p.node_id in world.nodes}
+    plugged into the node. Shared by load_world and the tests' world builder.
+    Routers add theirs (router_local_vlans)."""
+    pairs = {(p.node_id, p.network_id) for p in world.ports.values()
+             if p.node_id and p.ofport and p.network_id in world.networks
+             and p.node_id in world.nodes}
+    return pairs | router_local_vlans(world, pairs)
+
+
+def router_local_vlans(world: World, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Distributed routing delivers into every network of a router on any
+    node that has one of them; the router's gateway node carries all of its
+    networks and the external one (SNAT and floating IPs run there)."""
+    out: set[tuple[str, str]] = set()
+    for r in world.routers.values():
+        nets = {i.network_id for i in r.interfaces if i.network_id in world.networks}
+        for node, net in pairs:
+            if net in nets:
+                out |= {(node, n) for n in nets}
+        host = world.router_host(r.id)
+        if host is not None:
+            out |= {(host, n) for n in nets | {r.gateway.network_id}}
+    return out

@@ -55,6 +55,20 @@ class ApiServer:
         self.server.shutdown()
 
 
+def start_metadata_proxy(rt: Runtime):
+    """The metadata proxy (controller/proxy), when [metadata] listen_host is set."""
+    host = rt.cfg.get("metadata.listen_host")
+    if not host:
+        return None
+    from controller.proxy.metadata import MetadataProxy
+    try:
+        return MetadataProxy(rt.cfg, rt.db, host, rt.cfg.get("metadata.proxy_port")).start()
+    except OSError as e:
+        LOG.error("metadata proxy: cannot listen on %s:%s: %s", host,
+                  rt.cfg.get("metadata.proxy_port"), e)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config.load(argv)
@@ -69,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     api = ApiServer(rt)
     api.start()
+    metadata_proxy = start_metadata_proxy(rt)
 
     from controller.apps import launcher
     stop = threading.Event()
@@ -84,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.wait(1.0):
         pass
     api.stop()
+    if metadata_proxy:
+        metadata_proxy.stop()
     try:
         mgr.close()
     except Exception:

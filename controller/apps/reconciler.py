@@ -21,6 +21,7 @@ waits on replies with threading.Event (hub.Event ignores timeouts, LAB.md P4).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -50,6 +51,8 @@ CHANGELOG_POLL_S = 1.0     # follow the DB change log (writes by other processes
 REPLY_TIMEOUT_S = 30.0     # multipart / barrier replies
 BUNDLE_MIN = 32            # at least this many flow_mods: send them in one bundle
 ALL_NODES = "*"
+QUERY_TIMEOUT_S = 5.0      # read-only queries from the console / metrics
+QUERY_XID_BASE = 0xF0000000   # their xids: never mistaken for the worker's flow_mods
 
 
 @dataclass
@@ -75,6 +78,10 @@ class SwitchState:
                 "flow_mods_sent": self.flow_mods_sent, "last_reconcile_s": self.last_reconcile_s,
                 "reconciles": self.reconciles, "errors": self.errors,
                 "connected_since": self.connected_since}
+
+
+_PACKET_IN_REASONS = {ofp.OFPR_NO_MATCH: "no_match", ofp.OFPR_ACTION: "action",
+                      ofp.OFPR_INVALID_TTL: "invalid_ttl"}
 
 
 class _Reply:
@@ -105,6 +112,9 @@ class Reconciler(app_manager.OSKenApp):
         self._world: World | None = None
         self._idle = threading.Event()
         self._stopping = False
+        self._query_xids = itertools.count(QUERY_XID_BASE)
+        self.packet_ins: dict[str, int] = {}     # by OpenFlow reason (metrics)
+        self.round_seconds_total = 0.0             # sum of round durations (metrics)
         self._changelog_rev = self._latest_revision()
         self.rt.bus.subscribe(self._on_changes)
         self._thread = threading.Thread(target=self._worker, name="reconciler", daemon=True)
@@ -130,6 +140,37 @@ class Reconciler(app_manager.OSKenApp):
             if self._idle.wait(0.05) and not self._wake.is_set():
                 return True
         return False
+
+    # --- public: read-only switch queries (console, metrics) -----------------
+
+    def switch_list(self) -> list[SwitchState]:
+        """The connected switches (SwitchState objects: read them, never write)."""
+        with self._lock:
+            return list(self.switches.values())
+
+    def query(self, make_request, dpids=None, timeout: float = QUERY_TIMEOUT_S) -> dict:
+        """Send `make_request(datapath)` (a stats request or a role query,
+        never a modification: only the worker changes switches) to every
+        connected switch, or those in `dpids`, and wait for the replies.
+        -> {dpid: list of reply bodies, or None when refused or timed out}.
+        Uses the reconciler's own connections; xids from a range of their own."""
+        sent = []
+        for sw in self.switch_list():
+            if dpids is not None and sw.dpid not in dpids:
+                continue
+            msg = make_request(sw.dp)
+            msg.set_xid(next(self._query_xids) & 0xFFFFFFFF)
+            r = _Reply()
+            self._replies[(sw.dpid, msg.xid)] = r
+            sw.dp.send_msg(msg)
+            sent.append((sw.dpid, msg.xid, r))
+        deadline = time.time() + timeout
+        out = {}
+        for dpid, xid, r in sent:
+            ok = r.done.wait(max(0.0, deadline - time.time())) and not r.errors
+            self._replies.pop((dpid, xid), None)
+            out[dpid] = list(r.parts) if ok else None
+        return out
 
     # --- change bus (publisher's thread: just mark dirty) --------------------
 
@@ -217,6 +258,30 @@ class Reconciler(app_manager.OSKenApp):
         if not msg.flags & ofp.OFPMPF_REPLY_MORE:
             r.done.set()
 
+    @set_ev_cls(ofp_event.EventOFPTableStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_table_stats(self, ev):
+        self._multipart(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_meter_stats(self, ev):
+        self._multipart(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_role_reply(self, ev):
+        r = self._replies.get((ev.msg.datapath.id, ev.msg.xid))
+        if r is not None:
+            r.parts.append(ev.msg)
+            r.done.set()
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @guarded
+    def _count_packet_in(self, ev):
+        reason = _PACKET_IN_REASONS.get(ev.msg.reason, str(ev.msg.reason))
+        self.packet_ins[reason] = self.packet_ins.get(reason, 0) + 1
+
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     @guarded
     def _on_barrier(self, ev):
@@ -239,7 +304,8 @@ class Reconciler(app_manager.OSKenApp):
         LOG.warning("switch %016x refused xid %s: type=%s code=%s", dpid or 0, msg.xid,
                     msg.type, msg.code)
         with self._lock:
-            self._errors_by_dp.setdefault(dpid, []).append(msg.xid)
+            if msg.xid < QUERY_XID_BASE:      # a refused query is no flow_mod error
+                self._errors_by_dp.setdefault(dpid, []).append(msg.xid)
             sw = self.switches.get(dpid)
             if sw is not None:
                 sw.errors += 1
@@ -300,6 +366,7 @@ class Reconciler(app_manager.OSKenApp):
         self._update_port_status(world, confirmed)
         self.rounds += 1
         self.last_round_s = time.time() - t0
+        self.round_seconds_total += self.last_round_s
         LOG.info("round: nodes=%d switches=%d flow_mods=%d total=%d in %.3fs", len(nodes), len(jobs),
                  self.flow_mods_sent - sent_before, self.flow_mods_sent, self.last_round_s)
 

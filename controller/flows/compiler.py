@@ -12,6 +12,7 @@ from controller.flows.dhcp import compile_dhcp
 from controller.flows.flow import Flow, Meter
 from controller.flows.l2 import compile_l2
 from controller.flows.l3 import compile_l3
+from controller.flows.metadata import compile_metadata
 from controller.flows.nat import compile_nat
 from controller.flows.pipeline import compile_pipeline
 from controller.flows.world import NodeInfo, World
@@ -27,6 +28,7 @@ COMPILERS = [
     compile_br_phys,
     compile_l3,
     compile_nat,
+    compile_metadata,
 ]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from controller.db import models as m
 from controller.flows import neighbours
+from controller.proxy.addresses import load_metadata_indexes
 from controller.flows.world import (FloatingIPInfo, NetworkInfo, NodeInfo, PortInfo, RouterGateway,
                                     RouterInfo, RouterInterface, SubnetInfo, World,
                                     needed_local_vlans)
@@ -39,7 +40,8 @@ def load_world(session, allocate: bool = True) -> World:
     if allocate and wanted != existing:
         _store_local_vlans(session, existing, wanted)
     return World(nodes=nodes, networks=networks, subnets=subnets, ports=ports,
-                 local_vlans=wanted if allocate else existing, **l3)
+                 local_vlans=wanted if allocate else existing, **l3,
+                 metadata_indexes=load_metadata_indexes(session, ports, allocate))
 
 
 def assign_local_vlans(existing: dict[tuple[str, str], int],

@@ -51,6 +51,7 @@ class PhysTable(IntEnum):
 
 # Well-known OpenFlow port numbers (ofport_request in node-bootstrap).
 INT_PATCH_TUN_OFPORT = 60001          # br-int: patch-tun
+INT_PATCH_META_OFPORT = 60002         # br-int: patch-meta, the metadata uplink (--metadata-bridge)
 INT_PATCH_PHYS_OFPORT_BASE = 60010    # br-int: int-<bridge>, in the order of bridge_mappings
 TUN_PATCH_INT_OFPORT = 1              # br-tun: patch-int
 TUN_TUNNEL_OFPORT = 2                 # br-tun: the one flow-based tunnel port (gre0 / vxlan0)

@@ -121,6 +121,8 @@ class World:
     ports: dict[str, PortInfo] = field(default_factory=dict)
     # (node_id, network_id) -> local VLAN on that node's br-int
     local_vlans: dict[tuple[str, str], int] = field(default_factory=dict)
+    # port_id -> index of its metadata source address (controller/proxy/addresses.py)
+    metadata_indexes: dict[str, int] = field(default_factory=dict)
     routers: dict[str, RouterInfo] = field(default_factory=dict)
     floatingips: dict[str, FloatingIPInfo] = field(default_factory=dict)
     # (network_id, ip) -> MAC resolved by the controller (external gateways)

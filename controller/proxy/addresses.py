@@ -76,3 +76,37 @@ def assign_indexes(existing: dict[str, int], wanted: set[str], live: set[str],
         out[port_id] = candidate
         used.add(candidate)
     return out
+
+
+def wants_metadata(port) -> bool:
+    """A VM port plugged into a node with an IPv4 address (a world.PortInfo)."""
+    return bool(port.node_id and port.ofport and not port.device_owner.startswith("network:")
+                and primary_ipv4(ip for _s, ip in port.fixed_ips))
+
+
+def load_metadata_indexes(session, ports: dict, allocate: bool = True) -> dict[str, int]:
+    """port id -> index, from the metadata_addresses table; with `allocate`
+    (inside a write transaction, like the local VLANs) every plugged VM port
+    gets one and ports that are gone give theirs back. Nothing is allocated
+    while metadata is off."""
+    from sqlalchemy import select
+
+    from controller.db import models as m
+    from controller.proxy.settings import configured
+    existing = {r.port_id: r.address_index for r in session.scalars(select(m.MetadataAddress))}
+    settings = configured()
+    if not allocate or settings is None:
+        return existing
+    wanted = {p.id for p in ports.values() if wants_metadata(p)}
+    out = assign_indexes(existing, wanted, set(ports), settings.source_range)
+    if out != existing:
+        table = m.MetadataAddress.__table__
+        for port_id, index in existing.items():
+            if out.get(port_id) != index:
+                session.execute(table.delete().where(table.c.port_id == port_id))
+        session.flush()
+        for port_id, index in out.items():
+            if existing.get(port_id) != index:
+                session.add(m.MetadataAddress(port_id=port_id, address_index=index))
+        session.flush()
+    return out

@@ -15,6 +15,7 @@ LOG = logging.getLogger(__name__)
 APPS = [
     "controller.apps.reconciler",
     "controller.apps.ovsdb_monitor",
+    "controller.apps.dhcp",
 ]
 
 

@@ -66,6 +66,13 @@ def make_controller(state_dir):
             cmd = super().command()
             return [sys.executable, os.path.abspath(__file__), "serve"] + cmd[3:]
 
+        def start(self, *a, **kw):
+            try:               # never read the previous process's figures
+                os.unlink(os.path.join(self.state_dir, "stats.json"))
+            except OSError:
+                pass
+            return super().start(*a, **kw)
+
         def stats(self):
             try:
                 with open(os.path.join(self.state_dir, "stats.json")) as f:

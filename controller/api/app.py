@@ -41,6 +41,10 @@ def create_app(runtime) -> Flask:
 
     app.add_url_rule("/", "root", serve, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "any", serve, methods=METHODS, provide_automatic_options=False)
+    # Request counts and latency for /metrics; the web console at /console.
+    from controller import console, metrics
+    metrics.instrument(app)
+    console.mount(app, runtime)
     return app
 
 

@@ -1,0 +1,404 @@
+"""The console's pages (a Flask blueprint mounted at /console).
+
+Every page reads the database once (inventory.load) and, where it shows
+switches, asks the reconciler (the only component holding OpenFlow
+connections) for flows and statistics. See controller/console/__init__.py.
+"""
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from flask import (Blueprint, abort, current_app, jsonify, redirect, render_template, request,
+                   url_for)
+
+from controller import metrics
+from controller.console import auth, inventory, serves, switches, topology, traceview
+from controller.flows import tables as t
+from controller.flows.flow import Flow, format_actions, format_match
+from controller.flows.trace import table_name
+
+bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static")
+LOGIN_PARAMS = ("user_id", "project_id", "roles")
+
+
+# --- access ----------------------------------------------------------------------------
+
+@bp.before_request
+def _admin_only():
+    if request.endpoint in ("console.login", "console.logout", "console.static"):
+        return None
+    if "user_id" in request.args and _rt().cfg.get("DEFAULT.auth_strategy") == "noauth":
+        auth.login(*(request.args.get(k, "") for k in LOGIN_PARAMS))
+        rest = {k: v for k, v in request.args.items() if k not in LOGIN_PARAMS}
+        return redirect(request.path + ("?" + urlencode(rest) if rest else ""))
+    ctx = auth.identity_from_request(_policy())
+    if ctx is None:
+        return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+    if not ctx.is_admin:
+        return render_template("message.html", title="Forbidden",
+                               message=f"The console is for administrators; user {ctx.user_id} "
+                                       f"has roles {', '.join(ctx.roles) or 'none'}."), 403
+    request.console_user = ctx
+    return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    noauth = _rt().cfg.get("DEFAULT.auth_strategy") == "noauth"
+    nxt = request.values.get("next") or url_for("console.nodes")
+    if not nxt.startswith("/console"):
+        nxt = url_for("console.nodes")
+    error = None
+    if request.method == "POST":
+        if not noauth:
+            error = "Browser login is only available with auth_strategy = noauth."
+        elif auth.login(*(request.form.get(k, "") for k in LOGIN_PARAMS)):
+            return redirect(nxt)
+        else:
+            error = "A user id is required."
+    return render_template("login.html", next=nxt, error=error, noauth=noauth), 400 if error else 200
+
+
+@bp.route("/logout")
+def logout():
+    auth.logout()
+    return redirect(url_for("console.login"))
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _rt():
+    return current_app.extensions["quantum_console_runtime"]
+
+
+def _policy():
+    return current_app.extensions["quantum_api"].policy
+
+
+def _reconciler():
+    return metrics.find_app(_rt(), "reconciler")
+
+
+def _inv():
+    return inventory.load(_rt().db)
+
+
+def since(ts: float | None) -> str:
+    if not ts:
+        return ""
+    ago = int(time.time() - ts)
+    span = f"{ago}s" if ago < 120 else f"{ago // 60}m" if ago < 7200 else f"{ago // 3600}h"
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ts))} ({span} ago)"
+
+
+def address(addr) -> str:
+    """os-ken's peer address ('127.0.0.1', 36858) -> 127.0.0.1:36858"""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr or "")
+
+
+def actions_text(f: Flow) -> str:
+    """ovs-ofctl-like actions, with the goto table's name."""
+    plain = format_actions(tuple(a for a in f.actions if a[0] != "goto"))
+    gotos = [f"goto_table:{a[1]}({table_name(f.bridge, a[1])})" for a in f.actions if a[0] == "goto"]
+    if not gotos:
+        return plain
+    return ",".join(([] if plain == "drop" else [plain]) + gotos)
+
+
+def flow_view(row, inv, flow: Flow | None = None) -> dict:
+    f = flow or row.flow
+    return {"fid": switches.flow_id(f), "table": f.table, "table_name": table_name(f.bridge, f.table),
+            "priority": f.priority, "match": format_match(f.match) or "(any)",
+            "actions": actions_text(f), "owner": inv.owners.resolve(f.cookie),
+            "packets": row.packets if row else None, "bytes": row.bytes if row else None,
+            "duration": f"{row.duration_s:.0f}s" if row else None, "bridge": f.bridge}
+
+
+def _switch_label(inv, sw) -> tuple[dict | None, str]:
+    node, bridge = inv.node_by_dpid(sw.dpid)
+    name = f"{node['hostname']} {bridge}" if node else f"unregistered {sw.dpid:016x}"
+    return node, name
+
+
+@bp.context_processor
+def _helpers():
+    return {"page_url": lambda page: f"{request.script_root}/console/{page}", "address": address}
+
+
+@bp.app_template_filter("dpid")
+def _dpid_filter(v) -> str:
+    return f"{int(v):016x}"
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+@bp.route("/")
+@bp.route("/nodes")
+def nodes():
+    inv, rec = _inv(), _reconciler()
+    sws = {sw.dpid: sw for sw in rec.switch_list()} if rec else {}
+    roles = switches.roles(rec) if rec and sws else {}
+    rows = []
+    for n in inv.nodes.values():
+        bridges = []
+        for br, dpid in sorted(n["bridges"].items()):
+            sw = sws.pop(int(dpid), None)
+            bridges.append({"name": br, "dpid": int(dpid), "connected": sw is not None,
+                            "since": since(sw.connected_since) if sw else "",
+                            "address": address(sw.address) if sw else "", "role": roles.get(int(dpid), ""),
+                            "flows": len(sw.installed or {}) if sw else 0})
+        int_dp = next((s.dp for s in (rec.switch_list() if rec else [])
+                       if s.dpid == int(n["bridges"].get("br-int", -1))), None)
+        ovs_names = {no: p.name.decode() if isinstance(p.name, bytes) else p.name
+                     for no, p in (getattr(int_dp, "ports", None) or {}).items()}
+        ports = [dict(p, network=inv.networks.get(p["network_id"], {}).get("name", ""),
+                      ovs_name=ovs_names.get(p["ofport"], "")) for p in inv.ports_on(n["hostname"])]
+        rows.append({"node": n, "bridges": bridges, "ports": ports})
+    strays = [{"dpid": d, "since": since(sw.connected_since), "address": address(sw.address),
+               "role": roles.get(d, "")} for d, sw in sorted(sws.items())]
+    return render_template("nodes.html", rows=rows, strays=strays, running=rec is not None)
+
+
+@bp.route("/node/<node_id>")
+def node(node_id):
+    return redirect(url_for("console.nodes") + f"#node-{node_id}")
+
+
+@bp.route("/switch/<dpid>")
+def switch(dpid):
+    dpid_i = _parse_dpid(dpid)
+    inv, rec = _inv(), _reconciler()
+    if rec is None:
+        abort(503)
+    sw = next((s for s in rec.switch_list() if s.dpid == dpid_i), None)
+    node, bridge = inv.node_by_dpid(dpid_i)
+    if sw is None:
+        return render_template("message.html", title=f"Switch {dpid_i:016x}",
+                               message="This switch is not connected."), 404
+    rows = switches.dump_flows(rec, {dpid_i}).get(dpid_i)
+    tstats = switches.table_stats(rec, dpid_i) or {}
+    if rows is None:
+        return render_template("message.html", title=f"Switch {dpid_i:016x}",
+                               message="The switch did not answer the flow dump in time."), 504
+    filt = {k: request.args.get(k, "").strip() for k in ("table", "owner", "network", "port", "addr")}
+    shown = [r for r in rows if _keep(r.flow, filt, inv, node, bridge)]
+    tables = sorted({r.flow.table for r in rows} | {tid for tid, s in tstats.items() if s["active"]})
+    table_rows = [{"id": tid, "name": table_name(bridge or "", tid),
+                   "flows": sum(1 for r in rows if r.flow.table == tid),
+                   **tstats.get(tid, {"active": "", "lookup": "", "matched": ""})} for tid in tables]
+    node_networks = [inv.networks[n.id] for n in inv.world.networks_on(node["id"])] if node else []
+    return render_template("switch.html", dpid=dpid_i, node=node, bridge=bridge, sw=sw,
+                           since=since(sw.connected_since), tables=table_rows,
+                           flows=[flow_view(r, inv) for r in shown], total=len(rows), filt=filt,
+                           networks=node_networks or list(inv.networks.values()),
+                           ports=sorted(inv.ports.values(), key=inv.port_label), inv=inv)
+
+
+@bp.route("/switch/<dpid>/counters.json")
+def switch_counters(dpid):
+    dpid_i = _parse_dpid(dpid)
+    rec = _reconciler()
+    rows = switches.dump_flows(rec, {dpid_i}).get(dpid_i) if rec else None
+    if rows is None:
+        return jsonify({"error": "no answer"}), 504
+    return jsonify({"flows": {r.fid: [r.packets, r.bytes, f"{r.duration_s:.0f}s"] for r in rows},
+                    "tables": switches.table_stats(rec, dpid_i) or {}})
+
+
+def _parse_dpid(dpid: str) -> int:
+    try:
+        return int(dpid, 16)
+    except ValueError:
+        abort(404)
+
+
+def _keep(f: Flow, filt: dict, inv, node, bridge) -> bool:
+    if filt["table"] and str(f.table) != filt["table"]:
+        return False
+    if filt["owner"]:
+        o, want = inv.owners.resolve(f.cookie), filt["owner"].lower()
+        if want not in (o.kind, (o.id or "")[:len(want)]) and want not in o.label.lower():
+            return False
+    if filt["addr"] and not serves.mentions(f, filt["addr"]):
+        return False
+    node_id = node["id"] if node else None
+    if filt["network"] in inv.networks:
+        net = inv.networks[filt["network"]]
+        if not serves.serves_network(f, _network_marks(inv, net, node_id, bridge)):
+            return False
+    if filt["port"] in inv.ports:
+        if not serves.serves_port(f, _port_marks(inv, inv.ports[filt["port"]], node_id, bridge)):
+            return False
+    return True
+
+
+def _port_marks(inv, p, node_id, bridge):
+    where = inv.world.ports.get(p["id"])
+    return serves.port_marks(p, inv.owners, node_id, bridge, where.node_id if where else None)
+
+
+def _network_marks(inv, net, node_id, bridge):
+    port_cookies = set()
+    for p in inv.ports.values():
+        if p["network_id"] == net["id"]:
+            port_cookies |= inv.owners.cookies_of("port", p["id"])
+    return serves.network_marks(net, port_cookies, inv.world, node_id, bridge)
+
+
+# --- resource pages ---------------------------------------------------------------------------
+
+def _flows_serving(inv, keep) -> list[dict]:
+    """[{switch label, dpid, flows}] for every switch with flows that keep(flow, node_id, bridge)."""
+    rec = _reconciler()
+    if rec is None:
+        return []
+    out = []
+    sws = {sw.dpid: sw for sw in rec.switch_list()}
+    for dpid, rows in sorted(switches.dump_flows(rec).items()):
+        node, name = _switch_label(inv, sws[dpid]) if dpid in sws else (None, f"{dpid:016x}")
+        _n, bridge = inv.node_by_dpid(dpid)
+        if rows is None:
+            out.append({"name": name, "dpid": dpid, "flows": [], "error": "no answer"})
+            continue
+        mine = [flow_view(r, inv) for r in rows if keep(r.flow, node["id"] if node else None, bridge)]
+        if mine:
+            out.append({"name": name, "dpid": dpid, "flows": mine})
+    return out
+
+
+@bp.route("/network/<net_id>")
+def network(net_id):
+    inv = _inv()
+    net = inv.networks.get(net_id) or abort(404)
+    marks = {}
+
+    def keep(f, node_id, bridge):
+        key = (node_id, bridge)
+        if key not in marks:
+            marks[key] = _network_marks(inv, net, node_id, bridge)
+        return serves.serves_network(f, marks[key])
+    ports = [p for p in inv.ports.values() if p["network_id"] == net_id]
+    subnets = [s for s in inv.world.subnets.values() if s.network_id == net_id]
+    vlans = {inv.nodes[n]["hostname"]: v for (n, nid), v in inv.world.local_vlans.items()
+             if nid == net_id and n in inv.nodes}
+    return render_template("resource.html", kind="network", obj=net, title=net["name"] or net_id,
+                           ports=sorted(ports, key=inv.port_label), subnets=subnets, vlans=vlans,
+                           switches=_flows_serving(inv, keep), inv=inv)
+
+
+@bp.route("/port/<port_id>")
+def port(port_id):
+    inv = _inv()
+    p = inv.ports.get(port_id) or abort(404)
+    where = inv.world.ports.get(port_id)
+
+    def keep(f, node_id, bridge):
+        return serves.serves_port(f, serves.port_marks(p, inv.owners, node_id, bridge,
+                                                       where.node_id if where else None))
+    return render_template("resource.html", kind="port", obj=p, title=p["name"] or port_id,
+                           network=inv.networks.get(p["network_id"]), switches=_flows_serving(inv, keep),
+                           inv=inv)
+
+
+@bp.route("/router/<router_id>")
+def router(router_id):
+    inv = _inv()
+    r = inv.routers.get(router_id) or abort(404)
+    ifaces = [p for p in inv.ports.values() if p["device_id"] == router_id]
+    own = inv.owners.cookies_of("router", router_id)
+
+    def keep(f, node_id, bridge):
+        return f.cookie in own or any(
+            serves.serves_port(f, serves.port_marks(p, inv.owners, node_id, bridge, None)) for p in ifaces)
+    return render_template("resource.html", kind="router", obj=r, title=r["name"] or router_id,
+                           ports=ifaces, switches=_flows_serving(inv, keep), inv=inv)
+
+
+# --- drift, trace, topology, DHCP -------------------------------------------------------------
+
+@bp.route("/drift")
+def drift():
+    inv, rec = _inv(), _reconciler()
+    if rec is None:
+        abort(503)
+    sws = rec.switch_list()
+    desired = switches.desired_by_switch(inv, sws)
+    dumps = switches.dump_flows(rec, set(desired))
+    report = []
+    for sw in sorted(sws, key=lambda s: s.dpid):
+        node, name = _switch_label(inv, sw)
+        if sw.dpid not in desired:
+            report.append({"name": name, "dpid": sw.dpid, "unmapped": True})
+            continue
+        rows = dumps.get(sw.dpid)
+        if rows is None:
+            report.append({"name": name, "dpid": sw.dpid, "error": "no answer"})
+            continue
+        d = switches.drift(desired[sw.dpid], [r.flow for r in rows])
+        report.append({"name": name, "dpid": sw.dpid, "drift": d,
+                       "missing": [flow_view(None, inv, f) for f in d.missing],
+                       "extra": [flow_view(None, inv, f) for f in d.extra],
+                       "differing": [(flow_view(None, inv, a), flow_view(None, inv, b))
+                                     for a, b in d.differing]})
+    return render_template("drift.html", report=report,
+                           clean=all(r.get("drift") and r["drift"].clean for r in report
+                                     if not r.get("unmapped")))
+
+
+@bp.route("/trace")
+def trace():
+    inv = _inv()
+    bound = sorted((p for p in inv.ports.values() if inv.world.ports.get(p["id"])
+                    and inv.world.ports[p["id"]].node_id), key=inv.port_label)
+    form = {"port": request.args.get("port", ""), "dst": request.args.get("dst", ""),
+            "protocol": request.args.get("protocol", "icmp"), "dst_port": request.args.get("dst_port", "")}
+    result = None
+    if form["port"] and form["dst"]:
+        dport = int(form["dst_port"]) if form["dst_port"].isdigit() else None
+        result = traceview.run(inv.world, traceview.TraceRequest(form["port"], form["dst"],
+                                                                 form["protocol"], dport))
+    return render_template("trace.html", form=form, ports=bound, result=result, inv=inv,
+                           hostname=lambda nid: inv.nodes.get(nid, {}).get("hostname", nid),
+                           port_at=_port_at(inv), actions_text=actions_text,
+                           format_match=format_match, addresses=sorted(
+                               {ip for p in inv.ports.values() for ip in p["ips"]}))
+
+
+def _port_at(inv):
+    """(node_id, ofport) -> the Quantum port plugged there."""
+    at = {(p.node_id, p.ofport): p.id for p in inv.world.ports.values() if p.node_id}
+
+    def lookup(node_id, ofport):
+        pid = at.get((node_id, ofport))
+        return inv.ports.get(pid) if pid else None
+    return lookup
+
+
+@bp.route("/topology")
+def topology_page():
+    inv, rec = _inv(), _reconciler()
+    connected = {sw.dpid for sw in rec.switch_list()} if rec else set()
+    return render_template("topology.html", picture=topology.svg(inv, connected))
+
+
+@bp.route("/dhcp")
+def dhcp():
+    inv = _inv()
+    app = metrics.find_app(_rt(), "dhcp")
+    leases = getattr(app, "recent_leases", None) if app else None
+    leases = leases() if callable(leases) else leases
+    rows = [x if isinstance(x, dict) else dict(vars(x)) for x in list(leases or [])]
+    cols = [c for c in ("time", "type", "mac", "ip", "port_id", "network_id", "hostname", "lease")
+            if any(c in r for r in rows)]
+    cols += sorted({k for r in rows for k in r} - set(cols))
+    counters = {**dict(getattr(app, "replies", {}) or {}), **dict(getattr(app, "counters", {}) or {})} \
+        if app else {}
+    return render_template("dhcp.html", running=app is not None, rows=rows[::-1], cols=cols,
+                           counters=counters, inv=inv, since=since)
+
+
+__all__ = ["bp", "t"]

@@ -230,8 +230,13 @@ class OvsdbMonitor(app_manager.OSKenApp):
         conn.last = vifs
 
     def _sync(self, conn: NodeConnection, vifs, plugged, unplugged):
+        started = time.perf_counter()
         result = self.runtime.db.run_in_transaction(
             port_binding.sync, conn.node, vifs, plugged, unplugged)
+        LOG.debug("%s: %s sync of %d VIFs: %d port(s) changed in %.1f ms", conn.node.hostname,
+                  "full" if plugged is None else "incremental",
+                  len(vifs) if plugged is None else len(plugged) + len(unplugged),
+                  len(result.changed), (time.perf_counter() - started) * 1000)
         touched = vifs.keys() if plugged is None else {v.iface for v in (plugged + unplugged)}
         for iface in touched:
             conn.pending.pop(iface, None)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from controller.db import models
 
@@ -79,23 +80,36 @@ def port_network(port: models.Port) -> models.Network:
     return object_session(port).get(models.Network, port.network_id)
 
 
+def _select_ports():
+    # Only the port row: skip the eager (selectin) loads of fixed IPs and
+    # security groups, which would make every binding O(ports on the node).
+    return select(models.Port).options(lazyload("*"))
+
+
 def _resolve(s, vifs: list[Vif]) -> dict[str, models.Port]:
     """iface -> Port: by iface-id, else by the tap-name prefix (unique match only)."""
     ids = [v.port_id for v in vifs if v.port_id]
     by_id = {}
     if ids:
-        by_id = {p.id: p for p in s.execute(select(models.Port).where(models.Port.id.in_(ids))).scalars()}
+        by_id = {p.id: p for p in s.execute(_select_ports().where(models.Port.id.in_(ids))).scalars()}
     out = {}
     for v in vifs:
         if v.port_id:
             if v.port_id in by_id:
                 out[v.iface] = by_id[v.port_id]
         elif v.id_prefix():
-            matches = s.execute(select(models.Port).where(
+            matches = s.execute(_select_ports().where(
                 models.Port.id.like(v.id_prefix() + "%")).limit(2)).scalars().all()
             if len(matches) == 1:
                 out[v.iface] = matches[0]
     return out
+
+
+def _carriers(vifs: dict[str, Vif], port_ids: set[str]) -> list[Vif]:
+    """The VIFs that may carry one of `port_ids` (by iface-id or tap name)."""
+    return [v for v in vifs.values()
+            if v.port_id in port_ids
+            or (not v.port_id and v.id_prefix() and any(p.startswith(v.id_prefix()) for p in port_ids))]
 
 
 def _touch(s, port: models.Port, changed: list[str]):
@@ -130,8 +144,18 @@ def sync(s, node: NodeInfo, vifs: dict[str, Vif], plugged: list[Vif] | None = No
     of `unplugged` and of refused plugs if this node holds them."""
     result = SyncResult()
     full = plugged is None
-    candidates = list(vifs.values()) if full else list(plugged)
-    ports = _resolve(s, list(vifs.values()))
+    if full:
+        candidates = list(vifs.values())
+        ports = _resolve(s, candidates)
+    else:
+        # Look only at the ports these events are about, and at the other
+        # VIFs here that may carry the same ports: O(event), not O(node).
+        candidates = list(plugged)
+        involved = _resolve(s, candidates + list(unplugged or []))
+        ids = {p.id for p in involved.values()}
+        ports = {**_resolve(s, _carriers(vifs, ids)), **{v.iface: involved[v.iface]
+                                                         for v in candidates if v.iface in involved}}
+        vifs = {v.iface: v for v in _carriers(vifs, ids) + candidates}
     accepted: dict[str, Vif] = {}                  # port id -> its acceptable VIF here
     for vif in vifs.values():
         port = ports.get(vif.iface)
@@ -149,9 +173,9 @@ def sync(s, node: NodeInfo, vifs: dict[str, Vif], plugged: list[Vif] | None = No
         elif not (full and port.host_id not in ("", node.hostname)):
             _bind(s, port, vif, node, result.changed)   # (a resync does not steal a port)
     if full:
-        suspects += s.execute(select(models.Port).where(models.Port.host_id == node.hostname)).scalars()
+        suspects += s.execute(_select_ports().where(models.Port.host_id == node.hostname)).scalars()
     else:
-        suspects += _resolve(s, list(unplugged or [])).values()
+        suspects += [involved[v.iface] for v in unplugged or [] if v.iface in involved]
     for port in {p.id: p for p in suspects}.values():
         if port.host_id == node.hostname and port.id not in accepted and port.vif_type != "unbound":
             _unbind(s, port, node, result.changed)
@@ -162,6 +186,6 @@ def unbind_host(s, hostname: str) -> list[str]:
     """A node was removed: nothing is plugged there any more."""
     changed: list[str] = []
     node = NodeInfo("", hostname, "", None, {})
-    for port in s.execute(select(models.Port).where(models.Port.host_id == hostname)).scalars():
+    for port in s.execute(_select_ports().where(models.Port.host_id == hostname)).scalars():
         _unbind(s, port, node, changed)
     return changed

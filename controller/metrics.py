@@ -253,4 +253,7 @@ def dhcp_families(app) -> list[Family]:
     for name, n in sorted(dict(getattr(app, "counters", {}) or {}).items()):
         if isinstance(n, (int, float)):
             other.add(n, event=str(name))
-    return [replies, other]
+    limited = Family("quantum_dhcp_rate_limited_total", "counter",
+                     "DHCP packet-ins dropped by the controller's per-port token bucket.")
+    limited.add(dict(getattr(app, "counters", {}) or {}).get("rate_limited", 0))
+    return [replies, other, limited]

@@ -100,6 +100,13 @@ def address(addr) -> str:
     return str(addr or "")
 
 
+def packet_text(pkt: dict) -> str:
+    """A traced packet's fields, numbers in hex where ovs-ofctl prints them so."""
+    hexed = ("eth_type", "vlan_vid", "metadata", "tunnel_id")
+    return " ".join(f"{k}={v:#x}" if k in hexed and isinstance(v, int) else f"{k}={v}"
+                    for k, v in pkt.items())
+
+
 def actions_text(f: Flow) -> str:
     """ovs-ofctl-like actions, with the goto table's name."""
     plain = format_actions(tuple(a for a in f.actions if a[0] != "goto"))
@@ -344,6 +351,7 @@ def drift():
                        "extra": [flow_view(None, inv, f) for f in d.extra],
                        "differing": [(flow_view(None, inv, a), flow_view(None, inv, b))
                                      for a, b in d.differing]})
+    report.sort(key=lambda r: r["name"])
     return render_template("drift.html", report=report,
                            clean=all(r.get("drift") and r["drift"].clean for r in report
                                      if not r.get("unmapped")))
@@ -363,7 +371,7 @@ def trace():
                                                                  form["protocol"], dport))
     return render_template("trace.html", form=form, ports=bound, result=result, inv=inv,
                            hostname=lambda nid: inv.nodes.get(nid, {}).get("hostname", nid),
-                           port_at=_port_at(inv), actions_text=actions_text,
+                           port_at=_port_at(inv), actions_text=actions_text, packet_text=packet_text,
                            format_match=format_match, addresses=sorted(
                                {ip for p in inv.ports.values() for ip in p["ips"]}))
 

@@ -9,7 +9,8 @@ controller process, and on the real-OVS lab with VMs:
 - a trace from one VM to the other's address ends at the destination port;
 - the Drift page notices a flow deleted behind the controller's back with
   `ovs-ofctl del-flows --strict`;
-- /metrics counts the switches and flows.
+- the DHCP page lists a lease the controller just gave;
+- /metrics counts the switches, flows, DHCP replies and packet-ins.
 
 Screenshots are kept in artifacts/console/ (gitignored).
 """
@@ -211,8 +212,13 @@ def test_pages_show_switches_port_flows_trace_and_drift(controller_factory, lab_
     svg = text(browser, "svg.topology")
     assert hv1.hostname in svg and hv2.hostname in svg and a_ip in svg and b_ip in svg
     screenshot(browser, "topology")
+    # DHCP: a lease the controller just gave shows up with its port.
+    lease = b.dhcp()
+    assert lease and lease.get("ip") == b_ip
     browser.get(console + "/dhcp")
-    assert "DHCP" in text(browser, "h1")
+    leases = text(browser, "table.leases")
+    assert pb["mac_address"] in leases and b_ip in leases and "vm-b" in leases
+    screenshot(browser, "dhcp")
 
     # Metrics: switches, flows per table, flow_mods, API requests.
     with urllib.request.urlopen(c.url + "/metrics", timeout=30) as r:
@@ -223,3 +229,5 @@ def test_pages_show_switches_port_flows_trace_and_drift(controller_factory, lab_
                      body, re.M)
     assert re.search(r'^quantum_api_requests_total\{method="POST",status="201"\} \d+', body, re.M)
     assert int(re.search(r"^quantum_flow_mods_sent_all_total (\d+)$", body, re.M).group(1)) > 0
+    assert re.search(r'^quantum_dhcp_replies_total\{type="ack"\} [1-9]', body, re.M)
+    assert re.search(r'^quantum_packet_ins_total\{reason="action"\} [1-9]', body, re.M)

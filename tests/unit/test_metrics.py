@@ -61,3 +61,4 @@ def test_reconciler_and_dhcp_figures():
     text = render(metrics.dhcp_families(dhcp))
     assert 'quantum_dhcp_replies_total{type="ACK"} 3' in text
     assert 'quantum_dhcp_events_total{event="rate_limited"} 5' in text and "note" not in text
+    assert "quantum_dhcp_rate_limited_total 5\n" in text

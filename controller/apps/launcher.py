@@ -16,6 +16,7 @@ APPS = [
     "controller.apps.reconciler",
     "controller.apps.ovsdb_monitor",
     "controller.apps.dhcp",
+    "controller.apps.l3_arp",
 ]
 
 

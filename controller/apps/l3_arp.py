@@ -1,0 +1,153 @@
+"""Resolve the MAC of each external network's gateway (the next hop of the
+routers' SNAT and floating-IP traffic), the way a router would: an ARP
+request sent from the router's gateway port on the gateway node, the reply
+punted back by a flow (controller/flows/nat.py, learn_gateway_mac).
+
+The MAC goes into controller/flows/neighbours.py, which the World snapshot
+reads; a new or changed MAC publishes a router change, so the reconciler
+recompiles the NAT flows that need it. Requests repeat every REFRESH_S (a
+replaced upstream router is noticed), every RETRY_S while some MAC is still
+unknown, and at once when a gateway node connects or a router changes.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib.packet import arp, ethernet, packet
+from os_ken.ofproto import ether
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from controller.apps.guard import guarded
+from controller.events import Change
+from controller.flows import cookies, neighbours
+from controller.flows.snapshot import load_world
+from controller.flows.uplink import tagged, uplink_of
+from controller.flows.world import World
+from controller.runtime import Runtime
+
+LOG = logging.getLogger(__name__)
+
+REFRESH_S = 30.0
+RETRY_S = 1.0
+WAKE_ON = ("router", "floatingip", "node", "network", "subnet")
+
+
+class L3Arp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofp.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rt = Runtime.current()
+        self.datapaths: dict[int, object] = {}
+        self.requests_sent = 0
+        self._world: World | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self.rt.bus.subscribe(self._on_changes)
+        self._thread = threading.Thread(target=self._worker, name="l3-arp", daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._stopping = True
+        self._wake.set()
+        self.rt.bus.unsubscribe(self._on_changes)
+
+    # --- events --------------------------------------------------------------------
+
+    def _on_changes(self, changes) -> None:
+        if any(c.kind in WAKE_ON for c in changes):
+            self._wake.set()
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @guarded
+    def _on_state(self, ev):
+        dp = ev.datapath
+        if dp.id is None:
+            return
+        if ev.state == MAIN_DISPATCHER:
+            self.datapaths[dp.id] = dp
+            self._wake.set()
+        elif self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @guarded
+    def _on_packet_in(self, ev):
+        msg = ev.msg
+        if cookies.decode(msg.cookie)[0] != "router":
+            return
+        reply = packet.Packet(msg.data).get_protocol(arp.arp)
+        if reply is None or reply.opcode != arp.ARP_REPLY:
+            return
+        self.learn_reply(reply.src_ip, reply.src_mac, reply.dst_ip)
+
+    def learn_reply(self, src_ip: str, src_mac: str, dst_ip: str) -> None:
+        """An ARP reply from src_ip to a router gateway address dst_ip."""
+        world = self._world
+        if world is None:
+            return
+        changed = []
+        for r in world.routers.values():
+            gw = r.gateway
+            if gw and gw.ip == dst_ip and gw.nexthop == src_ip:
+                if neighbours.learn(gw.network_id, src_ip, src_mac):
+                    changed.append(r.id)
+        if changed:
+            LOG.info("external gateway %s is at %s (routers %s)", src_ip, src_mac, changed)
+            self.rt.bus.publish([Change("router", rid, "update") for rid in changed])
+
+    # --- resolving -----------------------------------------------------------------
+
+    def _worker(self):
+        while not self._stopping:
+            unresolved = True
+            try:
+                unresolved = self.resolve_all()
+            except Exception:
+                LOG.exception("external gateway resolution failed; retrying")
+            self._wake.wait(RETRY_S if unresolved else REFRESH_S)
+            self._wake.clear()
+
+    def resolve_all(self) -> bool:
+        """Send one ARP request per (router gateway, next hop) from the
+        router's gateway node; -> True while some next hop is unknown."""
+        with self.rt.db.read() as s:
+            world = load_world(s, allocate=False)
+        self._world = world
+        unresolved = False
+        for r in world.routers.values():
+            gw = r.gateway
+            host = world.nodes.get(world.router_host(r.id) or "")
+            if gw is None or not gw.nexthop or host is None:
+                continue
+            if (gw.network_id, gw.nexthop) not in world.neighbours:
+                unresolved = True
+            self._send_request(world, host, gw)
+        return unresolved
+
+    def _send_request(self, world: World, host, gw) -> None:
+        ext = world.networks.get(gw.network_id)
+        vlan = world.local_vlan(host.id, gw.network_id)
+        up = uplink_of(host, ext) if ext else None
+        dp = self.datapaths.get(dict(host.bridges).get("br-int"))
+        if dp is None or vlan is None or up is None:
+            return
+        pkt = packet.Packet()
+        pkt.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=gw.mac,
+                                           ethertype=ether.ETH_TYPE_ARP))
+        pkt.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=gw.mac, src_ip=gw.ip,
+                                 dst_mac="00:00:00:00:00:00", dst_ip=gw.nexthop))
+        pkt.serialize()
+        # Into br-int's patch to the external bridge, tagged with the local
+        # VLAN like every frame br-int sends there (br-ex translates it).
+        actions = [parser.OFPActionPushVlan(ether.ETH_TYPE_8021Q),
+                   parser.OFPActionSetField(vlan_vid=tagged(vlan)),
+                   parser.OFPActionOutput(up.ofport)]
+        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                        actions=actions, data=pkt.data))
+        self.requests_sent += 1

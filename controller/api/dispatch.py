@@ -41,8 +41,8 @@ class Api:
         self.runtime = runtime
         self.cfg = runtime.cfg
         self.db = runtime.db
+        registry.load()     # first: resource modules register their default policy rules
         self.policy = Enforcer(self.cfg.get("DEFAULT.policy_file"))
-        registry.load()
         self.resources: dict[str, Resource] = {r.path: r for r in registry.RESOURCES}
         self.by_name: dict[str, Resource] = {r.name: r for r in registry.RESOURCES}
 

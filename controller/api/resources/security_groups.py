@@ -240,9 +240,9 @@ class RuleHandler(Handler):
     def create(self, tx, ctx, body):
         s = tx.s
         sg = visible_group(s, ctx, body["security_group_id"])
-        if body.get("remote_group_id"):
-            visible_group(s, ctx, body["remote_group_id"])
         rule = sg_rules.normalise({k: body[k] for k in ("security_group_id", *_RULE_FIELDS)})
+        if rule.get("remote_group_id"):
+            visible_group(s, ctx, rule["remote_group_id"])
         key = sg_rules.rule_key(rule)
         existing = s.execute(self.base_select().where(
             models.SecurityGroupRule.security_group_id == sg.id)).all()

@@ -201,6 +201,7 @@ def load_port_facts(s, dpid: int, in_port: int) -> tuple[PortFacts | None, str |
     # the oldest DHCP-enabled subnet.
     order = {sn.id: i for i, sn in enumerate(net.subnets)}
     subnets = {sn.id: sn for sn in net.subnets}
+    routed = routed_subnets(s, port.network_id)
     addresses = []
     for a in sorted(port.fixed_ips, key=lambda a: order.get(a.subnet_id, len(order))):
         sn = subnets.get(a.subnet_id)
@@ -210,7 +211,17 @@ def load_port_facts(s, dpid: int, in_port: int) -> tuple[PortFacts | None, str |
             id=sn.id, cidr=sn.cidr, gateway_ip=sn.gateway_ip, enable_dhcp=bool(sn.enable_dhcp),
             ip_version=sn.ip_version, dns_nameservers=tuple(sn.dns_nameservers or ()),
             host_routes=tuple((r["destination"], r["nexthop"]) for r in (sn.host_routes or ())),
-            server_ip=server_ips.get(sn.id)), a.ip_address))
+            server_ip=server_ips.get(sn.id), metadata_route=sn.id not in routed), a.ip_address))
     facts = PortFacts(id=port.id, mac=port.mac_address.lower(), mtu=net.mtu,
                       addresses=tuple(addresses), server_mac=dhcp_port.mac_address.lower())
     return facts, port.network_id
+
+
+def routed_subnets(s, network_id: str) -> set[str]:
+    """Subnets of the network with a router interface: their VMs reach
+    169.254.169.254 through the router, the others get a route via the DHCP
+    port (option 121, SubnetFacts.metadata_route)."""
+    rows = s.execute(select(m.IPAllocation.subnet_id).join(m.Port, m.Port.id == m.IPAllocation.port_id)
+                     .where(m.IPAllocation.network_id == network_id,
+                            m.Port.device_owner.like("network:router_interface%")))
+    return {r[0] for r in rows}

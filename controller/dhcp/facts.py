@@ -19,6 +19,9 @@ class SubnetFacts:
     dns_nameservers: tuple[str, ...] = ()
     host_routes: tuple[tuple[str, str], ...] = ()   # (destination CIDR, nexthop)
     server_ip: str | None = None                    # the network's DHCP port address here
+    # No router on the subnet: option 121 adds 169.254.169.254/32 via server_ip
+    # (the metadata flows catch the request whatever next hop the VM uses).
+    metadata_route: bool = False
 
     @property
     def network(self) -> ipaddress.IPv4Network:

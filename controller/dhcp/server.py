@@ -32,6 +32,7 @@ ALWAYS = (opt.SUBNET_MASK, opt.ROUTER, opt.DNS_SERVERS, opt.DOMAIN_NAME,
 ESSENTIAL = frozenset({opt.SERVER_ID, opt.LEASE_TIME, opt.RENEWAL_TIME, opt.REBINDING_TIME,
                        opt.SUBNET_MASK, opt.ROUTER})
 MIN_MESSAGE = 576        # every client must accept this (RFC 2131 2)
+METADATA_IP = "169.254.169.254"
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,10 @@ def classless_routes(subnet: SubnetFacts) -> list[tuple[str, str]]:
     has_default = any(ipaddress.IPv4Network(d, strict=False).prefixlen == 0 for d, _ in routes)
     if subnet.gateway_ip and not has_default:
         routes.insert(0, ("0.0.0.0/0", subnet.gateway_ip))
+    metadata = ipaddress.IPv4Network(METADATA_IP + "/32")
+    if subnet.metadata_route and subnet.server_ip and not any(
+            ipaddress.IPv4Network(d, strict=False) == metadata for d, _ in routes):
+        routes.append((str(metadata), subnet.server_ip))
     return routes
 
 

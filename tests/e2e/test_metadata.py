@@ -160,7 +160,7 @@ def env(controller_factory, lab_factory, tmp_path):
     meta.close()
 
 
-def make_vm(c, lab, hv, net, project, ip, route_via=None):
+def make_vm(c, lab, hv, net, project, ip, route_via=None, route=True):
     """A Nova-style VM: port with device_id through the API, plugged, address
     set, and a route to 169.254.169.254 (on-link, or via the DHCP port as
     DHCP option 121 gives it)."""
@@ -171,7 +171,8 @@ def make_vm(c, lab, hv, net, project, ip, route_via=None):
     vm.ip, vm.instance, vm.project = ip, instance, project
     vm.set_ip(ip + "/24", mtu=net["mtu"])
     via = ["via", route_via] if route_via else ["dev", "eth0"]
-    vm.exec("ip", "route", "add", "169.254.169.254/32", *via)
+    if route:
+        vm.exec("ip", "route", "add", "169.254.169.254/32", *via)
     wait_until(lambda: Api(c.url).get(f"/ports/{port['id']}")["port"]["status"] == "ACTIVE", 30,
                what="port ACTIVE")
     return vm
@@ -224,7 +225,14 @@ def test_nova_slow_or_down_gives_a_5xx(env):
     c, lab, meta = env
     net = Api(c.url).network("net-1", project_id="p-red")
     Api(c.url).subnet(net, "10.31.0.0/24", project_id="p-red")
-    vm = make_vm(c, lab, lab.hvs[1], net, "p-red", "10.31.0.20")
+    vm = make_vm(c, lab, lab.hvs[1], net, "p-red", "10.31.0.20", route=False)
+    # No router on this network: DHCP option 121 routes 169.254.169.254 via the DHCP port.
+    lease = vm.dhcp()
+    assert lease and lease["ip"] == "10.31.0.20", lease
+    routes = lease.get("staticroutes", "").split()
+    nexthop = dict(zip(routes[::2], routes[1::2])).get("169.254.169.254/32")
+    assert nexthop == dhcp_address(c, net), lease
+    vm.exec("ip", "route", "add", "169.254.169.254/32", "via", nexthop)
     assert curl(vm) == (200, vm.instance)
     code, _body = curl(vm, "http://169.254.169.254/slow")      # proxy timeout 3 s
     assert code == 504

@@ -100,6 +100,20 @@ def test_plug_binds_and_unplug_unbinds(lab_factory, controller):
     assert db_ofport(controller, port["id"]) == vm.ofport()
 
 
+def test_binding_through_an_ovsdb_manager_port(lab_factory, controller):
+    """The production path: node-bootstrap --ovsdb-listen ptcp:PORT:IP, the
+    controller dialling tcp:IP:PORT."""
+    lab = lab_factory(1, controller, ovsdb_tcp=True)
+    hv = lab.hvs[0]
+    node = next(n for n in api(controller, "GET", "/v2.0/nodes")["nodes"] if n["hostname"] == hv.hostname)
+    assert node["ovsdb"] == f"tcp:127.0.0.1:{hv.ovsdb_tcp_port}"
+    port = create_port(controller)
+    vm = lab.add_vm(hv, port)
+    wait_bound(controller, port["id"], hv.hostname)
+    vm.unplug()
+    wait_unbound(controller, port["id"])
+
+
 def test_wrong_mac_is_not_bound_and_the_reason_is_logged(lab_factory, controller):
     lab = lab_factory(1, controller)
     port = create_port(controller)

@@ -37,8 +37,8 @@ class Hypervisor:
         run("ip", "netns", "add", self.netns)
         run("ip", "-n", self.netns, "link", "set", "lo", "up")
         # No IPv6 chatter from the hypervisor's own interfaces on the wires.
-        run("sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1",
-            "net.ipv6.conf.all.disable_ipv6=1", netns=self.netns)
+        run("sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; "
+            "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6", netns=self.netns)
         run("ovsdb-tool", "create", f"{self.rundir}/conf.db", SCHEMA)
         self.start_ovsdb()
         run("ovs-vsctl", f"--db={self.db}", "--no-wait", "init")

@@ -144,10 +144,16 @@ def sweep_stale_labs() -> None:
     prefixes.update(ns.split("-", 1)[0] for ns in netns_list()
                     if PREFIX_RE.match(ns.split("-", 1)[0]))
     for prefix in prefixes:
+        root = os.path.join(BASE_DIR, prefix)
         try:
-            with open(os.path.join(BASE_DIR, prefix, "owner")) as f:
+            with open(os.path.join(root, "owner")) as f:
                 owner = int(f.read().strip())
         except (OSError, ValueError):
             owner = None
+            try:
+                if time.time() - os.stat(root).st_mtime < 30:
+                    continue            # another process is creating it right now
+            except OSError:
+                pass
         if owner is None or not pid_alive(owner):
             destroy_lab_dir(prefix)

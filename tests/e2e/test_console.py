@@ -178,6 +178,12 @@ def test_pages_show_switches_port_flows_trace_and_drift(controller_factory, lab_
     click_and_wait(browser, port_links[0])
     sections = text(browser, "section.switch-flows h3")
     assert f"{hv1.hostname} br-int" in sections and f"{hv2.hostname} br-tun" in sections
+    # ...and the network's page, its flows on every br-int and br-tun (the tunnel key 4242 = 0x1092).
+    browser.get(f"{console}/network/{net['id']}")
+    sections = text(browser, "section.switch-flows h3")
+    for hv in (hv1, hv2):
+        assert f"{hv.hostname} br-int" in sections and f"{hv.hostname} br-tun" in sections
+    assert "tunnel_id=0x1092" in text(browser, "section.switch-flows")
 
     # Trace from a to b's address: br-int -> br-tun -> hv2 br-tun -> br-int -> b's port.
     browser.get(console + "/trace")

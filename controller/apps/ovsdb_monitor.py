@@ -121,6 +121,7 @@ class OvsdbMonitor(app_manager.OSKenApp):
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._nodes_loaded_at = 0.0
+        self._orphans: set[str] = set()                # hostnames of removed nodes to unbind
         self._thread: threading.Thread | None = None
         self.runtime.bus.subscribe(self._on_changes)
 
@@ -180,6 +181,8 @@ class OvsdbMonitor(app_manager.OSKenApp):
             self._nodes_dirty = False
             self._load_nodes()
             self._nodes_loaded_at = now
+        for hostname in list(self._orphans):
+            self._release(hostname)
         recheck = self._recheck.is_set()
         self._recheck.clear()
         for conn in list(self.conns.values()):
@@ -286,6 +289,14 @@ class OvsdbMonitor(app_manager.OSKenApp):
         conn = self.conns.pop(node_id)
         conn.close()
         LOG.info("node %s removed: no longer watching %s", conn.node.hostname, conn.remote)
-        changed = self.runtime.db.run_in_transaction(port_binding.unbind_host, conn.node.hostname)
+        self._orphans.add(conn.node.hostname)
+
+    def _release(self, hostname: str):
+        """Unbind the ports of a removed node (retried next round on failure)."""
+        if any(c.node.hostname == hostname for c in self.conns.values()):
+            self._orphans.discard(hostname)            # it registered again
+            return
+        changed = self.runtime.db.run_in_transaction(port_binding.unbind_host, hostname)
+        self._orphans.discard(hostname)
         if changed:
             self.runtime.bus.publish([Change("port", pid) for pid in changed])

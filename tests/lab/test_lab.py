@@ -18,6 +18,7 @@ from controller.flows import tables
 from tests.lab.fixtures import lab_factory  # noqa: F401
 from tests.lab.hypervisor import NODE_BOOTSTRAP
 from tests.lab.proc import BASE_DIR, netns_list, run, wait_until
+from tests.support.controller import free_port
 
 pytestmark = pytest.mark.lab
 
@@ -121,6 +122,14 @@ def test_bootstrap_twice_changes_nothing(lab_factory):
     r = hv.bootstrap()
     assert "nothing to change" in r.stdout
     assert config_snapshot(hv) == before
+
+
+def test_unreachable_api_is_a_clear_error(lab_factory):
+    lab = lab_factory(1, register=False)
+    hv = lab.hvs[0]
+    r = hv.bootstrap("--api", f"http://127.0.0.1:{free_port()}", check=False)   # nobody listens
+    assert r.returncode == 1
+    assert "cannot reach the controller API" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_changed_options_converge(lab_factory):

@@ -53,8 +53,9 @@ def config_snapshot(hv):
 
 def test_bootstrap_constants_match_tables():
     nb = load_bootstrap_module()
-    for name in ("INT_PATCH_TUN_OFPORT", "INT_PATCH_PHYS_OFPORT_BASE", "TUN_PATCH_INT_OFPORT",
-                 "TUN_TUNNEL_OFPORT", "PHYS_PATCH_INT_OFPORT"):
+    names = [n for n in dir(nb) if n.endswith(("_OFPORT", "_OFPORT_BASE"))]
+    assert "INT_PATCH_TUN_OFPORT" in names and "PHYS_PATCH_INT_OFPORT" in names
+    for name in names:
         assert getattr(nb, name) == getattr(tables, name), name
 
 

@@ -23,7 +23,7 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from tests.e2e.test_reconciler import Api
+from tests.e2e.test_reconciler import ADMIN as ADMIN_HEADERS, Api
 from tests.lab.fixtures import lab_factory  # noqa: F401
 from tests.lab.proc import wait_until
 
@@ -452,3 +452,22 @@ def test_malformed_dhcp_packets_are_survived(fast_env):
     lease = env.udhcpc_lease(b)
     assert lease is not None and lease["ip"] == b.ip
     assert "Traceback" not in env.c.log_text()
+    # The garbage did reach the handler, and was counted, not crashed on.
+    metrics = metric_lines(env.c.url)
+    dropped = sum(v for k, v in metrics.items()
+                  if k.startswith('quantum_dhcp_events_total{event="dropped_'))
+    assert dropped > 100, metrics
+    assert not [k for k in metrics if k.startswith("quantum_handler_errors_total") and "Dhcp" in k]
+
+
+def metric_lines(url: str) -> dict[str, float]:
+    import urllib.request
+    req = urllib.request.Request(url + "/metrics", headers=ADMIN_HEADERS)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out

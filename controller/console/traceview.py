@@ -1,6 +1,7 @@
 """The Trace page's logic: "a packet from port X to address Y (protocol,
 port)" becomes a packet dict, walked by controller/flows/trace.py through
-the DESIRED flows of the nodes it reaches (computed on demand, per node).
+the DESIRED flows of the nodes it reaches (computed on demand, per node), or
+through the flows the switches really have (read on demand, per node).
 
 The destination MAC is what the VM would have resolved: the port that holds
 Y on the source's network, else the network's router interface (a routed
@@ -83,12 +84,18 @@ def _gateway_port(world, src):
     return None
 
 
-def run(world, req: TraceRequest) -> TraceResult:
+def desired_flows(world):
+    """node_id -> that node's desired flows, computed when the walk gets there."""
+    return lambda node_id: compile_node(world, world.nodes[node_id]).flows if node_id in world.nodes else []
+
+
+def run(world, req: TraceRequest, flows_of=None) -> TraceResult:
+    """flows_of: node_id -> flows to walk (default: the desired ones; the
+    console can pass the flows read from the switches instead)."""
     res = build_packet(world, req)
     if res.error:
         return res
     src = world.ports[req.port_id]
-    fabric = Fabric(world, lambda node_id: compile_node(world, world.nodes[node_id]).flows
-                    if node_id in world.nodes else [], strict=False)
+    fabric = Fabric(world, flows_of or desired_flows(world), strict=False)
     res.trace = fabric.trace(src.node_id, src.ofport, res.packet)
     return res

@@ -363,17 +363,31 @@ def trace():
     bound = sorted((p for p in inv.ports.values() if inv.world.ports.get(p["id"])
                     and inv.world.ports[p["id"]].node_id), key=inv.port_label)
     form = {"port": request.args.get("port", ""), "dst": request.args.get("dst", ""),
-            "protocol": request.args.get("protocol", "icmp"), "dst_port": request.args.get("dst_port", "")}
+            "protocol": request.args.get("protocol", "icmp"), "dst_port": request.args.get("dst_port", ""),
+            "flows": request.args.get("flows", "desired")}
     result = None
     if form["port"] and form["dst"]:
         dport = int(form["dst_port"]) if form["dst_port"].isdigit() else None
+        source = _installed_flows(inv) if form["flows"] == "installed" else None
         result = traceview.run(inv.world, traceview.TraceRequest(form["port"], form["dst"],
-                                                                 form["protocol"], dport))
+                                                                 form["protocol"], dport), source)
     return render_template("trace.html", form=form, ports=bound, result=result, inv=inv,
                            hostname=lambda nid: inv.nodes.get(nid, {}).get("hostname", nid),
                            port_at=_port_at(inv), actions_text=actions_text, packet_text=packet_text,
                            format_match=format_match, addresses=sorted(
                                {ip for p in inv.ports.values() for ip in p["ips"]}))
+
+
+def _installed_flows(inv):
+    """node_id -> the flows its switches have now (all of them, ours or not)."""
+    rec = _reconciler()
+
+    def flows_of(node_id):
+        dpids = {int(d) for d in inv.nodes.get(node_id, {}).get("bridges", {}).values()}
+        if rec is None or not dpids:
+            return []
+        return [r.flow for rows in switches.dump_flows(rec, dpids).values() for r in rows or ()]
+    return flows_of
 
 
 def _port_at(inv):

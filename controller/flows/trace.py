@@ -243,7 +243,8 @@ class Fabric:
             elif op == "move":
                 pkt[a[2]] = pkt.get(a[1])
             elif op == "output":
-                self._output(tr, node, bridge, in_port, a[1], dict(pkt), hops, depth + 1)
+                only = sum(1 for x in f.actions if x[0] == "output") == 1
+                self._output(tr, node, bridge, in_port, a[1], dict(pkt), hops, depth + 1, only)
             elif op == "controller":
                 tr.events.append(Outcome(depth, CONTROLLER, node, bridge, "controller", dict(pkt),
                                          "packet-in to the controller"))
@@ -269,11 +270,16 @@ class Fabric:
                 return self._fail(tr, depth, node, bridge, None, pkt, f"action not modelled: {a}")
         return goto
 
-    def _output(self, tr, node, bridge, in_port, port, pkt, hops, depth):
+    def _output(self, tr, node, bridge, in_port, port, pkt, hops, depth, only=False):
         if port == "in_port":
             port = in_port
         elif port == in_port:
-            return                                 # OpenFlow never hairpins implicitly
+            # OpenFlow never hairpins implicitly. In a flood that is normal;
+            # when it was the flow's only output, the packet ends here.
+            if only:
+                tr.events.append(Outcome(depth, DROPPED, node, bridge, port, dict(pkt),
+                                         f"output to its ingress port {port}: OpenFlow does not send it back"))
+            return
         clean = {k: v for k, v in pkt.items() if k not in ("metadata", "in_port", "ct_state")
                  and not k.startswith("reg")}
         if bridge == "br-int":

@@ -8,7 +8,8 @@ controller process, and on the real-OVS lab with VMs:
 - a VM port's flows on its switch carry the right owner (linking to the port);
 - a trace from one VM to the other's address ends at the destination port;
 - the Drift page notices a flow deleted behind the controller's back with
-  `ovs-ofctl del-flows --strict`;
+  `ovs-ofctl del-flows --strict`, and a trace through the flows the switches
+  really have shows where the packet now dies;
 - the DHCP page lists a lease the controller just gave;
 - /metrics counts the switches, flows, DHCP replies and packet-ins.
 
@@ -212,6 +213,18 @@ def test_pages_show_switches_port_flows_trace_and_drift(controller_factory, lab_
     missing = section.find_element(By.CSS_SELECTOR, "div.missing").text
     assert f"eth_dst={pa['mac_address']}" in missing and "L2_LOOKUP" in missing and "port vm-a" in missing
     screenshot(browser, "drift")
+
+    # Why can't b reach a now? Through the desired flows it would; through the
+    # flows the switches have, it dies on hv1 (unknown MAC -> back to the tunnel).
+    def trace_b_to_a(flows):
+        browser.get(f"{console}/trace?port={pb['id']}&dst={a_ip}&protocol=icmp&flows={flows}")
+        return browser.find_elements(By.CSS_SELECTOR, "#outcomes li.outcome")
+    ends = trace_b_to_a("desired")
+    assert [e.get_attribute("class").split()[-1] for e in ends] == ["delivered"]
+    ends = trace_b_to_a("installed")
+    assert [e.get_attribute("class").split()[-1] for e in ends] == ["dropped"]
+    assert hv1.hostname in ends[0].text and "ingress port" in ends[0].text
+    screenshot(browser, "trace-installed")
 
     # Topology and DHCP pages render; the picture has both nodes and the VMs.
     browser.get(console + "/topology")

@@ -34,6 +34,7 @@ LOG = logging.getLogger(__name__)
 INTEGRATION_BRIDGE = "br-int"
 NODE_RELOAD_SECONDS = 10      # also pick up nodes registered through another controller process
 RETRY_SECONDS = 1.0           # after a failed database write
+RECHECK_SECONDS = 5.0         # look again at unbound VIFs (a port event may slip past)
 MAX_BACKOFF_MS = 2000         # OVSDB reconnect backoff (the ovs library's floor is 1000)
 
 
@@ -83,6 +84,7 @@ class NodeConnection:
         self.pending: dict[str, str] = {}            # iface -> port id / prefix we wait for
         self.refused: dict[str, tuple[str, str]] = {}  # iface -> (port id, reason), logged once
         self.retry_at = 0.0
+        self.recheck_at = 0.0
 
     def synced(self) -> bool:
         return self.idl.state == self.idl.IDL_S_MONITORING
@@ -218,13 +220,15 @@ class OvsdbMonitor(app_manager.OSKenApp):
             return
         changed = conn.idl.change_seqno != conn.seen_seqno
         resync = conn.last is None and time.monotonic() >= conn.retry_at
-        recheck = recheck and bool(conn.pending or conn.refused)
+        unbound = bool(conn.pending or conn.refused)
+        recheck = unbound and (recheck or time.monotonic() >= conn.recheck_at)
         if not (changed or resync or recheck):
             return
         conn.seen_seqno = conn.idl.change_seqno
         vifs = conn.vifs()
         if conn.last is None or recheck:
             self._sync(conn, vifs, None, None)
+            conn.recheck_at = time.monotonic() + RECHECK_SECONDS
         else:
             plugged = [v for name, v in vifs.items() if conn.last.get(name) != v]
             unplugged = [v for name, v in conn.last.items() if name not in vifs]

@@ -192,7 +192,12 @@ def switch(dpid):
         return render_template("message.html", title=f"Switch {dpid_i:016x}",
                                message="The switch did not answer the flow dump in time."), 504
     filt = {k: request.args.get(k, "").strip() for k in ("table", "owner", "network", "port", "addr")}
-    shown = [r for r in rows if _keep(r.flow, filt, inv, node, bridge)]
+    node_id = node["id"] if node else None
+    marks = {"network": _network_marks(inv, inv.networks[filt["network"]], node_id, bridge)
+             if filt["network"] in inv.networks else None,
+             "port": _port_marks(inv, inv.ports[filt["port"]], node_id, bridge)
+             if filt["port"] in inv.ports else None}
+    shown = [r for r in rows if _keep(r.flow, filt, inv, marks)]
     tables = sorted({r.flow.table for r in rows} | {tid for tid, s in tstats.items() if s["active"]})
     table_rows = [{"id": tid, "name": table_name(bridge or "", tid),
                    "flows": sum(1 for r in rows if r.flow.table == tid),
@@ -223,7 +228,7 @@ def _parse_dpid(dpid: str) -> int:
         abort(404)
 
 
-def _keep(f: Flow, filt: dict, inv, node, bridge) -> bool:
+def _keep(f: Flow, filt: dict, inv, marks: dict) -> bool:
     if filt["table"] and str(f.table) != filt["table"]:
         return False
     if filt["owner"]:
@@ -232,14 +237,10 @@ def _keep(f: Flow, filt: dict, inv, node, bridge) -> bool:
             return False
     if filt["addr"] and not serves.mentions(f, filt["addr"]):
         return False
-    node_id = node["id"] if node else None
-    if filt["network"] in inv.networks:
-        net = inv.networks[filt["network"]]
-        if not serves.serves_network(f, _network_marks(inv, net, node_id, bridge)):
-            return False
-    if filt["port"] in inv.ports:
-        if not serves.serves_port(f, _port_marks(inv, inv.ports[filt["port"]], node_id, bridge)):
-            return False
+    if marks["network"] and not serves.serves_network(f, marks["network"]):
+        return False
+    if marks["port"] and not serves.serves_port(f, marks["port"]):
+        return False
     return True
 
 
@@ -302,10 +303,13 @@ def port(port_id):
     inv = _inv()
     p = inv.ports.get(port_id) or abort(404)
     where = inv.world.ports.get(port_id)
+    marks = {}
 
     def keep(f, node_id, bridge):
-        return serves.serves_port(f, serves.port_marks(p, inv.owners, node_id, bridge,
-                                                       where.node_id if where else None))
+        if (node_id, bridge) not in marks:
+            marks[(node_id, bridge)] = serves.port_marks(p, inv.owners, node_id, bridge,
+                                                         where.node_id if where else None)
+        return serves.serves_port(f, marks[(node_id, bridge)])
     return render_template("resource.html", kind="port", obj=p, title=p["name"] or port_id,
                            network=inv.networks.get(p["network_id"]), switches=_flows_serving(inv, keep),
                            inv=inv)
@@ -317,10 +321,10 @@ def router(router_id):
     r = inv.routers.get(router_id) or abort(404)
     ifaces = [p for p in inv.ports.values() if p["device_id"] == router_id]
     own = inv.owners.cookies_of("router", router_id)
+    marks = [serves.port_marks(p, inv.owners, None, None, None) for p in ifaces]
 
     def keep(f, node_id, bridge):
-        return f.cookie in own or any(
-            serves.serves_port(f, serves.port_marks(p, inv.owners, node_id, bridge, None)) for p in ifaces)
+        return f.cookie in own or any(serves.serves_port(f, m) for m in marks)
     return render_template("resource.html", kind="router", obj=r, title=r["name"] or router_id,
                            ports=ifaces, switches=_flows_serving(inv, keep), inv=inv)
 

@@ -113,6 +113,29 @@ def test_console_is_admin_only_and_a_browser_logs_in_with_the_noauth_form(contro
     assert "Nodes and switches" in text(browser, "h1") and "alice" in text(browser, "header .user")
 
 
+def test_every_page_renders_for_objects_without_switches(controller):
+    """Network, port (unbound) and router pages, trace of an unbound port, and
+    the other pages, with no switch connected (plain HTTP, admin headers)."""
+    api = Api(controller.url)
+    net = api.network("solo")
+    sub = api.subnet(net, "10.60.0.0/24")
+    port = api.port(net, name="lonely")
+    router = api.post("/routers", {"router": {"name": "r1"}})["router"]
+    api.put(f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    admin = {"X-User-Id": "ops", "X-Roles": "admin"}
+
+    def page(path):
+        req = urllib.request.Request(controller.url + "/console" + path, headers=admin)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+            return r.read().decode()
+    assert "solo" in page(f"/network/{net['id']}") and "10.60.0.1" in page(f"/router/{router['id']}")
+    assert "lonely" in page(f"/port/{port['id']}") and "not bound" in page(f"/port/{port['id']}")
+    assert "not plugged" in page(f"/trace?port={port['id']}&dst=10.60.0.1")
+    for path in ("/", "/drift", "/topology", "/dhcp", "/trace"):
+        assert "quantum-controller" in page(path)
+
+
 # --- on the lab -------------------------------------------------------------------------------
 
 def del_flow_strict(hv, bridge: str, line: str) -> None:

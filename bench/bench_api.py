@@ -1,0 +1,110 @@
+"""API benchmark: sequential port creates and big port lists on SQLite.
+
+    python bench/bench_api.py [--ports 1000] [--list 10000]
+
+Starts a fresh controller process (SQLite in a temporary state dir), then
+through openstacksdk (auth type none):
+  1. creates --ports ports one by one on one subnet -> ms per create;
+  2. lists them (sdk, and a raw HTTP GET);
+  3. tops the network up to --list ports (bulk creates, not timed) and lists
+     them all (raw HTTP GET, and through the sdk).
+Reference (issue 2): real Neutron 29 on these 2-core machines took 95-160 ms
+per sequential port create and 0.3-0.7 s to list 200 ports. Targets: <= 10 ms
+per create, < 0.5 s to list 10,000 ports. Figures are printed, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+NEUTRON_CREATE_MS = (95, 160)
+NEUTRON_LIST_200_S = (0.3, 0.7)
+
+
+def raw_get(port: int, path: str) -> tuple[float, int, int]:
+    t = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    elapsed = time.perf_counter() - t
+    conn.close()
+    return elapsed, len(json.loads(body)["ports"]), len(body)
+
+
+def main() -> int:
+    warnings.simplefilter("ignore")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ports", type=int, default=1000)
+    ap.add_argument("--list", type=int, default=10000)
+    args = ap.parse_args()
+
+    import openstack.connection
+    from tests.support.controller import ControllerProcess
+
+    state = tempfile.mkdtemp(prefix="bench-api-")
+    ctl = ControllerProcess(state).start()
+    try:
+        conn = openstack.connection.Connection(auth_type="none", endpoint=ctl.url)
+        pid = "bench"
+        conn.network.update_quota(pid, ports=-1)
+        net = conn.network.create_network(name="bench", project_id=pid)
+        conn.network.create_subnet(network_id=net.id, cidr="10.128.0.0/17", ip_version=4,
+                                   project_id=pid)
+        for _ in range(10):                                   # warm up (not timed)
+            conn.network.create_port(network_id=net.id, project_id=pid)
+
+        t = time.perf_counter()
+        for i in range(args.ports):
+            conn.network.create_port(network_id=net.id, name=f"p{i}", project_id=pid)
+        create_ms = (time.perf_counter() - t) * 1000 / args.ports
+
+        count = args.ports + 11
+        t = time.perf_counter()
+        listed = list(conn.network.ports(network_id=net.id))
+        sdk_list_small = time.perf_counter() - t
+        raw_small, n_small, _ = raw_get(ctl.api_port, f"/v2.0/ports?network_id={net.id}")
+        assert len(listed) == n_small == count, (len(listed), n_small, count)
+
+        body_ports = [{"network_id": net.id, "project_id": pid}] * 500
+        while count < args.list:
+            batch = body_ports[:min(500, args.list - count)]
+            c = http.client.HTTPConnection("127.0.0.1", ctl.api_port, timeout=300)
+            c.request("POST", "/v2.0/ports", json.dumps({"ports": batch}),
+                      {"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            c.close()
+            assert r.status == 201, r.status
+            count += len(batch)
+
+        raw_big = min(raw_get(ctl.api_port, "/v2.0/ports")[0] for _ in range(3))
+        _, n_big, size = raw_get(ctl.api_port, "/v2.0/ports")
+        t = time.perf_counter()
+        sdk_big = len(list(conn.network.ports()))
+        sdk_list_big = time.perf_counter() - t
+    finally:
+        ctl.stop()
+
+    lo, hi = NEUTRON_CREATE_MS
+    print(f"port create (sdk, sequential, {args.ports}): {create_ms:6.2f} ms/port   "
+          f"neutron 95-160 ms -> {lo / create_ms:.0f}x-{hi / create_ms:.0f}x faster   target <= 10 ms")
+    print(f"list {n_small} ports: raw HTTP {raw_small:.3f} s, sdk {sdk_list_small:.3f} s   "
+          f"(neutron: 0.3-0.7 s for 200 ports)")
+    lo, hi = NEUTRON_LIST_200_S
+    print(f"list {n_big} ports ({size / 1e6:.1f} MB): raw HTTP {raw_big:.3f} s, sdk {sdk_list_big:.3f} s "
+          f"({sdk_big} objects)   neutron lists 200 in {lo}-{hi} s "
+          f"-> {n_big / 200 * lo / raw_big:.0f}x-{n_big / 200 * hi / raw_big:.0f}x the rate   target < 0.5 s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -72,6 +72,8 @@ class Resource:
     core: bool = False             # listed in the GET /v2.0/ document
     hooks: dict[str, list[Callable]] = field(
         default_factory=lambda: {"dict": [], "create": [], "update": [], "delete": []})
+    # filters for attributes other modules add: name -> fn(stmt, values) -> stmt
+    filters: dict[str, Callable] = field(default_factory=dict)
 
     def __post_init__(self):
         self.handler.resource = self
@@ -157,6 +159,8 @@ class Handler:
     def filter(self, stmt, name: str, values: list):
         """Apply one filter (values are already converted; OR between them).
         Override for attributes without a plain column."""
+        if name in self.resource.filters:
+            return self.resource.filters[name](stmt, values)
         col = self.column_for(name)
         if col is None:
             return stmt

@@ -247,3 +247,47 @@ def test_tenancy_of_interfaces(admin, member, other_member):
     reader = Http(member.url, project=member.project, roles="reader")
     x = reader.put(f"/v2.0/routers/{r['id']}/remove_router_interface", {"subnet_id": mine["id"]})
     assert x.status == 403 and x.error_type == "PolicyNotAuthorized"
+
+
+def test_changes_are_logged_for_the_data_path(api_controller, admin, member):
+    """Every L3/SG commit adds ChangeLog rows (what other controller processes
+    and the reconciler follow), in the same transaction as the change."""
+    import os
+    import sqlite3
+
+    db = sqlite3.connect(os.path.join(api_controller.state_dir, "quantum.db"))
+
+    def logged_since(rev):
+        return {(k, i) for k, i in db.execute(
+            "SELECT kind, resource_id FROM changelog WHERE revision > ?", (rev,))}
+
+    def head():
+        return db.execute("SELECT COALESCE(MAX(revision), 0) FROM changelog").fetchone()[0]
+
+    try:
+        ext, _ = ext_network(admin)
+        net, sub = private_net(member)
+        rev = head()
+        r = router(member, external_gateway_info={"network_id": ext["id"]})
+        [gw] = ports_of(admin, device_id=r["id"])
+        assert {("router", r["id"]), ("port", gw["id"])} <= logged_since(rev)
+        rev = head()
+        info = add_interface(member, r["id"], subnet_id=sub["id"])
+        assert {("router", r["id"]), ("port", info["port_id"])} <= logged_since(rev)
+        vm = create_port(member, net)
+        rev = head()
+        fip = member.post("/v2.0/floatingips", {"floatingip": {
+            "floating_network_id": ext["id"], "port_id": vm["id"]}}).body["floatingip"]
+        assert ("floatingip", fip["id"]) in logged_since(rev)
+        rev = head()
+        [sg] = member.get("/v2.0/security-groups").body["security_groups"]
+        member.post("/v2.0/security-group-rules", {"security_group_rule": {
+            "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp",
+            "port_range_min": 22, "port_range_max": 22}})
+        assert ("security_group", sg["id"]) in logged_since(rev)
+        # a failed call logs nothing
+        rev = head()
+        x = member.put(f"/v2.0/routers/{r['id']}/add_router_interface", {"subnet_id": sub["id"]})
+        assert x.status == 400 and logged_since(rev) == set()
+    finally:
+        db.close()

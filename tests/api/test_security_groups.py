@@ -159,6 +159,8 @@ def test_ports_get_groups(member, other_member):
     web = create_sg(member)
     q = create_port(member, net, security_groups=[web["id"], default["id"]])
     assert q["security_groups"] == sorted([web["id"], default["id"]])
+    listed = member.get(f"/v2.0/ports?security_groups={web['id']}").body["ports"]
+    assert [x["id"] for x in listed] == [q["id"]]
     # the group in use cannot go
     x = member.delete(f"{SG}/{web['id']}")
     assert x.status == 409 and x.error_type == "SecurityGroupInUse"

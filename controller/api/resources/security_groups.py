@@ -333,10 +333,18 @@ def _none_to_empty(v):
 
 PORT_ATTRIBUTES = {
     "security_groups": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
-                            convert_to=_none_to_empty, validate=validate_uuid_list),
+                            convert_to=_none_to_empty, validate=validate_uuid_list,
+                            is_filter=True, filter_convert=str),
     "allowed_address_pairs": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
                                   convert_to=convert_address_pairs),
 }
+
+
+def _filter_ports_by_group(stmt, values):
+    """?security_groups=<id> (repeated: any of them)."""
+    b = models.PortSecurityGroup
+    return stmt.where(models.Port.id.in_(
+        select(b.port_id).where(b.security_group_id.in_(values))))
 
 
 def _port_dicts(s, dicts: list[dict]) -> None:
@@ -458,6 +466,7 @@ def setup(resources: dict) -> None:
     ports = resources["port"]
     ports.extend(PORT_ATTRIBUTES)
     ports.hooks["dict"].append(_port_dicts)
+    ports.filters["security_groups"] = _filter_ports_by_group
     ports.hooks["create"].append(lambda tx, ctx, body, result:
                                  _port_after_write(tx, ctx, body, result, True))
     ports.hooks["update"].append(lambda tx, ctx, body, result:

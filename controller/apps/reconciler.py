@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from controller.apps.guard import guarded
 from controller.db import models as m
 from controller.events import Change
-from controller.flows import cookies, ofcodec
+from controller.flows import cookies, ofcodec, ofwire
 from controller.flows.compiler import compile_node
 from controller.flows.flow import Flow, Meter
 from controller.flows.snapshot import load_world
@@ -45,6 +45,10 @@ from controller.flows.world import World
 from controller.runtime import Runtime
 
 LOG = logging.getLogger(__name__)
+
+# Flow-stats replies stay bytes until decoded by ofwire (os-ken's object
+# parsing of a 10k-flow dump cost seconds); see controller/flows/ofwire.py.
+ofwire.install_raw_flow_stats()
 
 DEBOUNCE_S = 0.01          # coalesce bursts of changes into one round
 CHANGELOG_POLL_S = 1.0     # follow the DB change log (writes by other processes)
@@ -67,15 +71,21 @@ class SwitchState:
     meters: dict | None = None             # meter_id -> Meter
     foreign_flows: int = 0
     flow_mods_sent: int = 0
-    last_reconcile_s: float = 0.0
+    last_reconcile_s: float = 0.0          # the last push that changed something: send -> barrier
+    last_flow_mods: int = 0                # flow_mods of that push
+    resync_s: float | None = None          # connect -> read back, compared, repaired, confirmed
+    resync_flow_mods: int | None = None    # flow_mods that first round after connect sent
     reconciles: int = 0
     errors: int = 0
+    bundle_id: int = 0
 
     def as_dict(self) -> dict:
         return {"dpid": f"{self.dpid:016x}", "address": str(self.address), "node_id": self.node_id,
                 "bridge": self.bridge, "installed_flows": len(self.installed or {}),
                 "foreign_flows": self.foreign_flows, "meters": len(self.meters or {}),
                 "flow_mods_sent": self.flow_mods_sent, "last_reconcile_s": self.last_reconcile_s,
+                "last_flow_mods": self.last_flow_mods, "resync_s": self.resync_s,
+                "resync_flow_mods": self.resync_flow_mods,
                 "reconciles": self.reconciles, "errors": self.errors,
                 "connected_since": self.connected_since}
 
@@ -103,6 +113,7 @@ class Reconciler(app_manager.OSKenApp):
         self.flow_mods_sent = 0            # total, all switches (read by tests and benchmarks)
         self.rounds = 0
         self.last_round_s = 0.0
+        self.last_busy_round: dict | None = None   # the last round that sent flow_mods (or read back)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._dirty_changes: list[Change] = []
@@ -131,7 +142,8 @@ class Reconciler(app_manager.OSKenApp):
         with self._lock:
             sw = [s.as_dict() for s in self.switches.values()]
         return {"flow_mods_sent": self.flow_mods_sent, "rounds": self.rounds,
-                "last_round_s": self.last_round_s, "switches": sw}
+                "last_round_s": self.last_round_s, "last_busy_round": self.last_busy_round,
+                "switches": sw}
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """True once no work is pending (for benchmarks and in-process tests)."""
@@ -338,7 +350,9 @@ class Reconciler(app_manager.OSKenApp):
 
     def _round(self, changes: list[Change], everything: bool) -> None:
         t0 = time.time()
+        phases = {}
         world = self.rt.db.run_in_transaction(load_world)
+        phases["load_world"] = time.time() - t0
         old, self._world = self._world, world
         by_node = self._map_switches(world)
         nodes = set(world.nodes) if everything or old is None else affected_nodes(old, world, changes)
@@ -347,7 +361,11 @@ class Reconciler(app_manager.OSKenApp):
         nodes &= set(by_node)
         if not nodes:
             return
-        self._read_back([sw for n in nodes for sw in by_node[n] if sw.installed is None])
+        t = time.time()
+        reread = [sw for n in nodes for sw in by_node[n] if sw.installed is None]
+        self._read_back(reread)
+        phases["read_back"] = time.time() - t
+        t = time.time()
         jobs, complete = [], {}
         for node_id in sorted(nodes):
             compiled = compile_node(world, world.nodes[node_id])
@@ -358,17 +376,30 @@ class Reconciler(app_manager.OSKenApp):
                 flows = [f for f in compiled.flows if f.bridge == sw.bridge]
                 meters = [x for x in compiled.meters if x.bridge == sw.bridge]
                 jobs.append(_Job(sw, flows, meters, compiled.complete))
+        phases["compile"] = time.time() - t
+        t = time.time()
         sent_before = self.flow_mods_sent
         ok = self._push(jobs)
+        phases["push"] = time.time() - t
+        t = time.time()
         confirmed = {n for n in nodes if complete[n]
                      and all(ok.get(sw.dpid) for sw in by_node[n])
                      and "br-int" in {sw.bridge for sw in by_node[n]}}
         self._update_port_status(world, confirmed)
+        phases["port_status"] = time.time() - t
         self.rounds += 1
         self.last_round_s = time.time() - t0
         self.round_seconds_total += self.last_round_s
-        LOG.info("round: nodes=%d switches=%d flow_mods=%d total=%d in %.3fs", len(nodes), len(jobs),
-                 self.flow_mods_sent - sent_before, self.flow_mods_sent, self.last_round_s)
+        sent = self.flow_mods_sent - sent_before
+        if sent or reread:
+            # Kept apart from last_round_s, which the next (often empty) round overwrites.
+            self.last_busy_round = {"at": t0, "seconds": self.last_round_s, "flow_mods": sent,
+                                    "nodes": len(nodes), "switches": len(jobs),
+                                    "read_back": len(reread),
+                                    "phases": {k: round(v, 4) for k, v in phases.items()}}
+        LOG.info("round: nodes=%d switches=%d flow_mods=%d total=%d in %.3fs (%s)", len(nodes), len(jobs),
+                 sent, self.flow_mods_sent, self.last_round_s,
+                 " ".join(f"{k}={v:.3f}" for k, v in phases.items()))
 
     def _map_switches(self, world: World) -> dict[str, list[SwitchState]]:
         """dpid -> (node, bridge) from the nodes' registered bridges."""
@@ -410,9 +441,10 @@ class Reconciler(app_manager.OSKenApp):
                 LOG.warning("switch %016x: flow read-back failed", sw.dpid)
                 continue
             installed, foreign = {}, 0
-            for st in rf.parts:
+            decode = ofcodec.decode_flow_stats
+            for st in rf.parts:       # ofwire.RawFlowStats: bytes, decoded without os-ken objects
                 if cookies.is_ours(st.cookie):
-                    f = ofcodec.decode_flow_stats(sw.bridge, st)
+                    f = decode(sw.bridge, st)
                     installed[f.key] = f
                 else:
                     foreign += 1
@@ -437,45 +469,55 @@ class Reconciler(app_manager.OSKenApp):
     # --- sending the difference -------------------------------------------------
 
     def _push(self, jobs: list["_Job"]) -> dict[int, bool]:
-        """Send every job's difference, then wait for all the barriers."""
+        """Send every job's difference, then wait for all the barriers (all
+        switches' messages are on their way before the first wait)."""
         started = []
+        ok = {}
         for job in jobs:
             job.plan()
             if job.nothing_to_do:
                 job.sw.reconciles += 1
-                job.sw.last_reconcile_s = 0.0
+                self._resynced(job.sw, 0)
+                ok[job.sw.dpid] = True
                 continue
             job.t0 = time.time()
             self._send_meters(job, job.meter_adds + job.meter_mods, ofcodec.ADD)
-            mods = ([ofcodec.flow_mod(job.sw.dp, f, ofcodec.ADD) for f in job.adds]
-                    + [ofcodec.flow_mod(job.sw.dp, f, ofcodec.MODIFY) for f in job.mods]
-                    + [ofcodec.flow_mod(job.sw.dp, f, ofcodec.DELETE) for f in job.dels])
+            mods = ([(f, ofwire.ADD) for f in job.adds] + [(f, ofwire.MODIFY) for f in job.mods]
+                    + [(f, ofwire.DELETE) for f in job.dels])
             job.count = len(mods)
             job.bundle = len(mods) >= BUNDLE_MIN
             job.first_xid = self._send_mods(job.sw, mods, job.bundle)
             job.barrier = self._barrier(job.sw)
             started.append(job)
-        ok = {job.sw.dpid: True for job in jobs if job.nothing_to_do}
         for job in started:
             ok[job.sw.dpid] = self._finish(job)
         return ok
 
-    def _send_mods(self, sw: SwitchState, mods: list, bundle: bool) -> int:
+    def _send_mods(self, sw: SwitchState, mods: list[tuple[Flow, str]], bundle: bool) -> int:
+        """Encode the flow_mods (wrapped in an ONF bundle when `bundle`) straight
+        to bytes (controller/flows/ofwire.py), in one buffer and one send.
+        -> the first xid used (errors with a later xid are this batch's)."""
         dp = sw.dp
+        n = len(mods) + (1 if bundle else 0)
         first = dp.xid + 1
+        dp.xid = (dp.xid + n) & dp.ofproto.MAX_XID     # xids first..first+n-1 are ours
+        xid = first
         if bundle:
-            sw.bundle_id = getattr(sw, "bundle_id", 0) + 1
+            sw.bundle_id += 1
             flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
-            dp.send_msg(parser.ONFBundleCtrlMsg(dp, sw.bundle_id, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
-            for msg in mods:
-                dp.send_msg(parser.ONFBundleAddMsg(dp, sw.bundle_id, flags, msg, []))
+            parts = [ofwire.bundle_ctrl_bytes(sw.bundle_id, ofp.ONF_BCT_OPEN_REQUEST, flags, xid)]
+            for f, cmd in mods:
+                xid += 1
+                parts.append(ofwire.bundle_add_bytes(f, cmd, xid, sw.bundle_id, flags))
         else:
-            for msg in mods:
-                dp.send_msg(msg)
-        n = len(mods)
-        sw.flow_mods_sent += n
+            parts = []
+            for f, cmd in mods:
+                parts.append(ofwire.flow_mod_bytes(f, cmd, xid))
+                xid += 1
+        dp.send(b"".join(parts))
+        sw.flow_mods_sent += len(mods)
         with self._lock:
-            self.flow_mods_sent += n
+            self.flow_mods_sent += len(mods)
         return first
 
     def _send_meters(self, job: "_Job", meters: list[Meter], command: str) -> None:
@@ -522,10 +564,22 @@ class Reconciler(app_manager.OSKenApp):
         job.apply_to_model()
         sw.reconciles += 1
         sw.last_reconcile_s = time.time() - job.t0
+        sw.last_flow_mods = job.count
+        self._resynced(sw, job.count)
         LOG.info("switch %016x (%s): +%d ~%d -%d flows%s in %.3fs", sw.dpid, sw.bridge,
                  len(job.adds), len(job.mods), len(job.dels), " (bundle)" if job.bundle else "",
                  sw.last_reconcile_s)
         return True
+
+    @staticmethod
+    def _resynced(sw: SwitchState, flow_mods: int) -> None:
+        """The first confirmed round after a connect: record how long the
+        resync took (connect -> read back, diffed, repaired, confirmed)."""
+        if sw.resync_s is None:
+            sw.resync_s = time.time() - sw.connected_since
+            sw.resync_flow_mods = flow_mods
+            LOG.info("switch %016x (%s): resynced in %.3fs after connect, %d flow_mods", sw.dpid,
+                     sw.bridge, sw.resync_s, flow_mods)
 
     def _take_errors(self, dpid: int, first_xid: int) -> list:
         with self._lock:

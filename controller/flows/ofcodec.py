@@ -1,21 +1,20 @@
 """Flow / Meter <-> os-ken OpenFlow 1.3 messages.
 
-`flow_mod(dp, flow, ADD|MODIFY|DELETE)` builds the message; `decode_flow_stats`
-turns an OFPFlowStats read back from a switch into the same Flow form, so the
-reconciler compares desired and installed flows with `==`. The round trip is
-tested in tests/unit/test_flows_codec.py (os-ken serialise/parse) and on real
-OVS in tests/e2e/test_reconciler.py.
+`flow_mod(dp, flow, ADD|MODIFY|DELETE)` builds the os-ken message (the
+reference encoding; the reconciler sends the same bytes written directly by
+controller/flows/ofwire.py); `decode_flow_stats` turns a flow-stats entry read
+back from a switch into the same Flow form, so the reconciler compares
+desired and installed flows with `==`. The round trip is tested in
+tests/unit/test_flows_codec.py (os-ken serialise/parse, ofwire bytes) and on
+real OVS in tests/e2e/test_reconciler.py.
 """
 from __future__ import annotations
 
-import functools
-import struct
-
-from os_ken.lib.pack_utils import msg_pack_into
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from controller.flows import ofwire
 from controller.flows.flow import Flow, Meter, ct, match
 
 ADD, MODIFY, DELETE = "add", "modify", "delete"
@@ -29,77 +28,25 @@ NX_CT_RECIRC_NONE = 0xFF
 NX_IN_PORT = 0xFFF8          # OpenFlow 1.0 port numbers in NX resubmit
 
 
-# --- encode ------------------------------------------------------------------
+# --- encode (os-ken objects) ---------------------------------------------------
 #
-# Building os-ken OFPMatch / action objects costs ~0.5 ms a flow (netaddr
-# round trips of every address). Flow mods are therefore built from cached
-# wire bytes: each (field, value) OXM TLV and each actions tuple's
-# instructions are encoded once by os-ken and reused. Same bytes, so the
-# codec round-trip tests cover both.
-
-class _RawMatch(parser.OFPMatch):
-    """Stands in for OFPMatch inside OFPFlowMod: writes pre-encoded OXM TLVs."""
-
-    def __init__(self, m):       # noqa: no OFPMatch.__init__: that is the slow part
-        self._fields2 = list(m)
-        # Prerequisites first (eth_type before ipv4_src): OXM type order, as os-ken does.
-        self.fields = b"".join(_oxm_tlv(k, v) for k, v in sorted(m, key=lambda kv: _oxm_order(kv[0])))
-
-    def serialize(self, buf, offset):
-        length = 4 + len(self.fields)
-        pad = (length + 7) // 8 * 8 - length
-        msg_pack_into("!HH%ds%dx" % (len(self.fields), pad), buf, offset, ofp.OFPMT_OXM,
-                      length, self.fields)
-        return length + pad
-
-
-class _RawInstructions(parser.OFPInstruction):
-    """Stands in for the instruction list: one pre-encoded blob."""
-
-    def __init__(self, blob: bytes):   # noqa: nothing of OFPInstruction is needed
-        self.blob = blob
-        self.len = len(blob)
-
-    def serialize(self, buf, offset):
-        msg_pack_into("!%ds" % self.len, buf, offset, self.blob)
-
-
-@functools.lru_cache(maxsize=None)
-def _oxm_order(k: str) -> int:
-    n = ofp.oxm_from_user_header(k)
-    return n[0] if isinstance(n, tuple) else n
-
-
-@functools.lru_cache(maxsize=200000)
-def _oxm_tlv(k, v) -> bytes:
-    n, value, mask = ofp.oxm_from_user(k, v)
-    buf = bytearray()
-    ofp.oxm_serialize(n, value, mask, buf, 0)
-    return bytes(buf)
-
-
-@functools.lru_cache(maxsize=200000)
-def _instructions_blob(actions) -> bytes:
-    buf = bytearray()
-    offset = 0
-    for inst in instructions(actions):
-        inst.serialize(buf, offset)
-        offset += inst.len
-    return bytes(buf)
-
+# The reconciler sends bytes written by controller/flows/ofwire.py (building
+# os-ken objects costs ~0.5 ms a flow). These os-ken messages are the
+# reference that ofwire's bytes are tested against
+# (tests/unit/test_flows_codec.py), and what other callers may still use.
 
 def flow_mod(dp, flow: Flow, command: str = ADD) -> parser.OFPFlowMod:
+    m = parser.OFPMatch(**dict(flow.match))
     if command == DELETE:
         return parser.OFPFlowMod(dp, cookie=flow.cookie, cookie_mask=ALL_ONES, table_id=flow.table,
                                  command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority,
                                  out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-                                 match=_RawMatch(flow.match), instructions=[])
+                                 match=m, instructions=[])
     return parser.OFPFlowMod(dp, cookie=flow.cookie, cookie_mask=0, table_id=flow.table,
                              command=_COMMANDS[command], idle_timeout=flow.idle_timeout,
                              priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER,
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-                             match=_RawMatch(flow.match),
-                             instructions=[_RawInstructions(_instructions_blob(flow.actions))])
+                             match=m, instructions=instructions(flow.actions))
 
 
 def instructions(actions) -> list:
@@ -179,7 +126,15 @@ def meter_mod(dp, meter: Meter, command: str = ADD) -> parser.OFPMeterMod:
 # --- decode ------------------------------------------------------------------
 
 def decode_flow_stats(bridge: str, st) -> Flow:
-    """OFPFlowStats -> Flow (same canonical form as the compilers produce)."""
+    """OFPFlowStats -> Flow (same canonical form as the compilers produce).
+    Entries kept as bytes (ofwire.RawFlowStats) are decoded by ofwire."""
+    if isinstance(st, ofwire.RawFlowStats):
+        return ofwire.decode_flow_stats_entry(bridge, st.raw)
+    return decode_flow_stats_os_ken(bridge, st)
+
+
+def decode_flow_stats_os_ken(bridge: str, st) -> Flow:
+    """A parsed os-ken OFPFlowStats -> Flow (the reference decoder)."""
     return Flow(bridge=bridge, table=st.table_id, priority=st.priority,
                 match=decode_match(st.match), actions=decode_instructions(st.instructions),
                 cookie=st.cookie, idle_timeout=st.idle_timeout)

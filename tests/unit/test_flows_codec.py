@@ -1,11 +1,13 @@
 """Flow -> OFPFlowMod bytes -> parsed back -> Flow gives the same Flow, for
 every flow the compilers produce and for the actions later concerns use."""
+import dataclasses
+import struct
 import types
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.flows import ofcodec
+from controller.flows import ofcodec, ofwire
 from controller.flows.flow import Flow, Meter, ct, match
 from tests.unit.fakeoftable import compile_all, make_world
 from tests.unit import test_flows_l2 as l2
@@ -36,21 +38,25 @@ def test_every_compiled_flow_round_trips():
             assert round_trip(f) == f, str(f)
 
 
+LATER_CONCERNS = [
+    Flow("br-int", 21, 200, match(reg5=5, eth_type=0x0800, ip_proto=17, udp_src=68, udp_dst=67),
+         (("meter", 7), ("controller", 0xffff)), 0x0400000000000001),
+    Flow("br-int", 40, 100, match(metadata=3, eth_dst="fa:16:3e:aa:bb:cc", eth_type=0x0800,
+                                  ipv4_dst=("10.0.1.0", "255.255.255.0")),
+         (("set_field", "eth_src", "fa:16:3e:aa:bb:cc"), ("dec_ttl",),
+          ("write_metadata", 4, ofcodec.ALL_ONES), ("goto", 45)), 0x05000000000000aa),
+    Flow("br-int", 45, 100, match(eth_type=0x0800, ct_state=(0x22, 0x22)),
+         (ct(commit=True, zone=9, table=50, nat={"flags": 1, "ipv4_min": "192.0.2.10",
+                                                  "ipv4_max": "192.0.2.10"}),), 0x0600000000000001),
+    Flow("br-int", 45, 90, match(eth_type=0x0800), (ct(zone=9, table=46, nat={"flags": 0}),
+                                                     ("resubmit", None, 50)), 0x0600000000000001),
+    Flow("br-int", 50, 100, match(metadata=3, eth_type=0x86dd, ipv6_src="fe80::1"),
+     (("move", "eth_src", "eth_dst", 48), ("output", "in_port")), 0x0300000000000002, idle_timeout=30),
+]
+
+
 def test_later_concerns_actions_round_trip():
-    flows = [
-        Flow("br-int", 21, 200, match(reg5=5, eth_type=0x0800, ip_proto=17, udp_src=68, udp_dst=67),
-             (("meter", 7), ("controller", 0xffff)), 0x0400000000000001),
-        Flow("br-int", 40, 100, match(metadata=3, eth_dst="fa:16:3e:aa:bb:cc", eth_type=0x0800,
-                                      ipv4_dst=("10.0.1.0", "255.255.255.0")),
-             (("set_field", "eth_src", "fa:16:3e:aa:bb:cc"), ("dec_ttl",),
-              ("write_metadata", 4, ofcodec.ALL_ONES), ("goto", 45)), 0x05000000000000aa),
-        Flow("br-int", 45, 100, match(eth_type=0x0800, ct_state=(0x22, 0x22)),
-             (ct(commit=True, zone=9, table=50, nat={"flags": 1, "ipv4_min": "192.0.2.10",
-                                                      "ipv4_max": "192.0.2.10"}),), 0x0600000000000001),
-        Flow("br-int", 45, 90, match(eth_type=0x0800), (ct(zone=9, table=46, nat={"flags": 0}),
-                                                         ("resubmit", None, 50)), 0x0600000000000001),
-    ]
-    for f in flows:
+    for f in LATER_CONCERNS:
         assert round_trip(f) == f, str(f)
 
 
@@ -68,12 +74,115 @@ def test_meter_mod():
     assert m.bands[0].rate == 50 and m.flags & ofp.OFPMF_PKTPS
 
 
-def test_raw_match_bytes_equal_os_kens_own_encoding():
-    """The cached fast path writes exactly what OFPMatch would (field order:
-    prerequisites first, or OVS refuses the flow with BAD_PREREQ)."""
+def test_match_bytes_equal_os_kens_own_encoding():
+    """ofwire writes exactly what OFPMatch would (field order: prerequisites
+    first, or OVS refuses the flow with BAD_PREREQ)."""
     m = match(reg5=5, eth_src="fa:16:3e:00:00:01", eth_type=0x0806, arp_sha="fa:16:3e:00:00:01",
               arp_spa=("10.1.0.0", "255.255.255.0"), metadata=3)
-    a, b = bytearray(), bytearray()
-    ofcodec._RawMatch(m).serialize(a, 0)
+    b = bytearray()
     parser.OFPMatch(**dict(m)).serialize(b, 0)
-    assert a == b
+    assert ofwire.match_bytes(m) == bytes(b)
+
+
+# --- ofwire: our bytes == os-ken's bytes, decode(encode(f)) == f ----------------------
+
+def every_flow_shape() -> list[Flow]:
+    """The flows every compiler produces on small but complete worlds (L2 in
+    each mode, DHCP, metadata, L3 with SNAT and a floating IP on a gateway
+    node), plus the hand-written actions of test_later_concerns_actions_round_trip."""
+    from tests.unit import test_dhcp_flows as dhcp
+    from tests.unit import test_l3_flows as l3
+    from controller.flows.metadata import compile_metadata
+    from tests.unit.test_metadata_flows import S
+    flows = []
+    for mode in ("gre", "vlan", "flat"):
+        n = l2.mknet(mode)
+        a = l2.port(n, l2.H1, 5, "fa:16:3e:00:00:01", "10.0.0.1",
+                    allowed_address_pairs=(("10.1.0.0/24", "fa:16:3e:00:00:51"),))
+        b = l2.port(n, l2.H2, 5, "fa:16:3e:00:00:02", "10.0.0.2")
+        w = make_world([l2.H1, l2.H2], [n], [a, b])
+        flows += [f for fl in compile_all(w).values() for f in fl]
+        wm = dataclasses.replace(w, metadata_indexes={a.id: 5, b.id: 6})
+        flows += [f for nd in wm.nodes.values() for f in compile_metadata(wm, nd, settings=S)]
+    for mode in ("gre", "vlan"):
+        topo = l3.Topo(mode, gateway=True, fip=True)
+        flows += [f for fl in compile_all(topo.world).values() for f in fl]
+    flows += [f for fl in compile_all(dhcp.world()).values() for f in fl]
+    flows += LATER_CONCERNS
+    shapes = {}
+    for f in flows:                  # one flow per (table, match fields, action ops) shape
+        shape = (f.bridge, f.table, tuple(k for k, _ in f.match), tuple(a[0] for a in f.actions))
+        shapes.setdefault(shape, []).append(f)
+    return [f for fs in shapes.values() for f in fs[:3]]
+
+
+def _os_ken_bytes(msg, xid) -> bytes:
+    msg.set_xid(xid)
+    msg.serialize()
+    return bytes(msg.buf)
+
+
+def test_enough_shapes_are_checked():
+    shapes = every_flow_shape()
+    tables = {(f.bridge, f.table) for f in shapes}
+    ops = {a[0] for f in shapes for a in f.actions}
+    assert len(shapes) > 60 and len(tables) > 12
+    assert {"output", "set_field", "push_vlan", "pop_vlan", "move", "goto", "write_metadata",
+            "meter", "controller", "ct", "dec_ttl", "resubmit"} <= ops
+
+
+def test_flow_mod_bytes_equal_os_kens_encoding_for_every_flow_shape():
+    for i, f in enumerate(every_flow_shape()):
+        for cmd in (ofcodec.ADD, ofcodec.MODIFY, ofcodec.DELETE):
+            xid = 1000 + i
+            assert ofwire.flow_mod_bytes(f, cmd, xid) == _os_ken_bytes(ofcodec.flow_mod(DP, f, cmd), xid), \
+                (cmd, str(f))
+
+
+def test_bundle_messages_equal_os_kens_encoding():
+    flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+    for i, f in enumerate(every_flow_shape()[:40]):
+        want = _os_ken_bytes(parser.ONFBundleAddMsg(DP, 7, flags, ofcodec.flow_mod(DP, f), []), 50 + i)
+        assert ofwire.bundle_add_bytes(f, ofcodec.ADD, 50 + i, 7, flags) == want, str(f)
+    for ctrl in (ofp.ONF_BCT_OPEN_REQUEST, ofp.ONF_BCT_COMMIT_REQUEST, ofp.ONF_BCT_DISCARD_REQUEST):
+        want = _os_ken_bytes(parser.ONFBundleCtrlMsg(DP, 7, ctrl, flags, []), 9)
+        assert ofwire.bundle_ctrl_bytes(7, ctrl, flags, 9) == want
+    assert ofwire.barrier_bytes(5) == _os_ken_bytes(parser.OFPBarrierRequest(DP), 5)
+
+
+def stats_entry(f: Flow, packets=7, nbytes=700) -> bytes:
+    """What a switch would report for `f`: ofp_flow_stats with the flow_mod's
+    match and instructions."""
+    fm = ofwire.flow_mod_bytes(f, ofcodec.ADD, 1)
+    tail = fm[48:]
+    return struct.pack("!HBxIIHHHH4xQQQ", 48 + len(tail), f.table, 3, 500, f.priority, f.idle_timeout,
+                       0, 0, f.cookie, packets, nbytes) + tail
+
+
+def test_raw_decode_equals_os_ken_decode_and_the_original_flow():
+    for f in every_flow_shape():
+        raw = stats_entry(f)
+        ours = ofwire.decode_flow_stats_entry(f.bridge, raw)
+        theirs = ofcodec.decode_flow_stats_os_ken(f.bridge, parser.OFPFlowStats.parser(raw, 0))
+        assert ours == theirs == f, str(f)
+        assert ours.idle_timeout == f.idle_timeout
+
+
+def test_flow_stats_reply_kept_as_bytes_and_parsed_on_demand():
+    """With install_raw_flow_stats os-ken keeps each entry's bytes; the
+    reconciler decodes them with ofwire, other readers (the console) still
+    see OFPFlowStats attributes."""
+    ofwire.install_raw_flow_stats()
+    flows = every_flow_shape()[:20]
+    body = b"".join(stats_entry(f, packets=i) for i, f in enumerate(flows))
+    head = struct.pack("!BBHIHH4x", ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, 16 + len(body), 77,
+                       ofp.OFPMP_FLOW, 0)
+    msg = parser.msg_parser(DP, ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, 16 + len(body), 77,
+                            bytearray(head + body))
+    assert isinstance(msg, parser.OFPFlowStatsReply) and len(msg.body) == len(flows)
+    for i, (st, f) in enumerate(zip(msg.body, flows)):
+        assert isinstance(st, ofwire.RawFlowStats)
+        assert st.cookie == f.cookie
+        assert ofcodec.decode_flow_stats(f.bridge, st) == f
+        assert (st.packet_count, st.byte_count, st.duration_sec, st.table_id) == (i, 700, 3, f.table)
+        assert dict(st.match.items()) == dict(parser.OFPMatch(**dict(f.match)).items())

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from tests.e2e.test_reconciler import Api
 from tests.lab.external import ExternalWire, whoami_client
 from tests.lab.fixtures import lab_factory  # noqa: F401
 from tests.lab.proc import wait_until
@@ -185,33 +186,32 @@ def test_router_admin_down_and_snat_off(cloud):
 
 
 def test_overlapping_tenants_behind_two_routers(cloud):
-    """routerB (another tenant) with the SAME 10.0.0.0/24 behind it: both
-    tenants reach the outside through their own router and conntrack zone,
-    and neither reaches the other's private network."""
+    """routerB of another tenant (made through the REST API with that
+    tenant's identity: the noauth CLI cannot name a project) has the SAME
+    10.0.0.0/24 behind it: both tenants reach the outside through their own
+    router and conntrack zone, and neither reaches the other's networks."""
     vm1 = cloud.vm(cloud.net1, cloud.hv1, "vm1")
-    url = cloud.url
-    seg = next(_seg)
-    mode_args = (["--provider-network-type", "gre", "--provider-segment", seg]
-                 if cloud.net1["provider:network_type"] == "gre" else
-                 ["--provider-network-type", "vlan", "--provider-physical-network", "physnet1",
-                  "--provider-segment", seg])
-    blue = cli(url, "network", "create", "blue", "--project", "p-blue", *mode_args)
-    cli(url, "subnet", "create", "blue-sub", "--network", "blue", "--project", "p-blue",
-        "--subnet-range", "10.0.0.0/24")
-    cli(url, "router", "create", "routerB", "--project", "p-blue")
-    cli(url, "router", "set", "routerB", "--external-gateway", "net-ext", "--no-json")
-    cli(url, "router", "add", "subnet", "routerB", "blue-sub", "--no-json")
-    gw_b = cli(url, "router", "show", "routerB")["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
-    port = cli(url, "port", "create", "blue-port", "--network", "blue", "--project", "p-blue",
-               "--fixed-ip", f"subnet=blue-sub,ip-address={vm1.ip}")
+    vm2 = cloud.vm(cloud.net2, cloud.hv1, "vm2")
+    blue = Api(cloud.url, project="p-blue")
+    prov = {"provider:network_type": cloud.net1["provider:network_type"],
+            "provider:segmentation_id": next(_seg)}
+    if prov["provider:network_type"] == "vlan":
+        prov["provider:physical_network"] = "physnet1"
+    net = blue.network("blue", **prov)
+    sub = blue.subnet(net, "10.0.0.0/24")
+    router = blue.post("/routers", {"router": {"name": "routerB", "external_gateway_info":
+                                               {"network_id": cloud.ext["id"]}}})["router"]
+    blue.put(f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    gw_b = blue.get(f"/routers/{router['id']}")["router"]["external_gateway_info"][
+        "external_fixed_ips"][0]["ip_address"]
+    port = blue.port(net, fixed_ips=[{"subnet_id": sub["id"], "ip_address": vm1.ip}])
     blue_vm = cloud.lab.add_vm(cloud.hv2, port, name="bluevm")
-    blue_vm.set_ip(vm1.ip + "/24", gateway="10.0.0.1", mtu=blue["mtu"])
+    blue_vm.set_ip(vm1.ip + "/24", gateway="10.0.0.1", mtu=net["mtu"])
     whoami = cloud.ext_host.whoami_server(WHOAMI_PORT)
     try:
         assert reaches(vm1, "192.168.0.1") and reaches(blue_vm, "192.168.0.1")
         assert seen_as(vm1, "192.168.0.1") == cloud.gw_ip
-        assert seen_as(blue_vm, "192.168.0.1") == gw_b
-        vm2 = cloud.vm(cloud.net2, cloud.hv1, "vm2")
+        assert seen_as(blue_vm, "192.168.0.1") == gw_b != cloud.gw_ip
         assert reaches(vm1, vm2.ip)
         assert not blue_vm.ping(vm2.ip, count=3, timeout=1)
     finally:

@@ -291,3 +291,14 @@ def test_changes_are_logged_for_the_data_path(api_controller, admin, member):
         assert x.status == 400 and logged_since(rev) == set()
     finally:
         db.close()
+
+
+def test_ipv6_interface_takes_the_subnet_gateway(member):
+    net = create_net(member)
+    v6 = create_subnet(member, net, "2001:db8:77::/64")
+    r = router(member)
+    info = add_interface(member, r["id"], subnet_id=v6["id"])
+    port = member.get(f"/v2.0/ports/{info['port_id']}").body["port"]
+    assert port["fixed_ips"] == [{"subnet_id": v6["id"], "ip_address": "2001:db8:77::"}]
+    x = member.put(f"/v2.0/routers/{r['id']}/remove_router_interface", {"port_id": info["port_id"]})
+    assert x.status == 200

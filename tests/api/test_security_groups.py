@@ -135,6 +135,15 @@ def test_rule_normalisation_and_duplicates(member):
     assert x.status == 201 and x.body["security_group_rule"]["protocol"] is None
     x = add_rule(member, sg, protocol="132", port_range_min=5, port_range_max=6)
     assert x.status == 201 and x.body["security_group_rule"]["protocol"] == "132"
+    # bulk: all or nothing; a POST repeating a rule is its own 409
+    two = [{"security_group_id": sg["id"], "direction": "egress", "protocol": "udp",
+            "port_range_min": 53, "port_range_max": 53}] * 2
+    x = member.post(RULES, {"security_group_rules": two})
+    assert x.status == 409 and x.error_type == "DuplicateSecurityGroupRuleInPost"
+    x = member.post(RULES, {"security_group_rules": two[:1] + [dict(two[0], port_range_max=54)]})
+    assert x.status == 201 and len(x.body["security_group_rules"]) == 2
+    for made in x.body["security_group_rules"]:
+        assert member.delete(f"{RULES}/{made['id']}").status == 204
     # rules are create/show/delete only
     rid = r["id"]
     assert member.put(f"{RULES}/{rid}", {"security_group_rule": {"description": "x"}}).status in (400, 405)

@@ -246,13 +246,17 @@ class RuleHandler(Handler):
         key = sg_rules.rule_key(rule)
         existing = s.execute(self.base_select().where(
             models.SecurityGroupRule.security_group_id == sg.id)).all()
+        in_this_post = tx.__dict__.setdefault("sg_rules_created", set())
         for row in existing:
             if sg_rules.rule_key(dict(row._mapping)) == key:
+                if row.id in in_this_post:       # a bulk POST repeating itself
+                    raise sg_rules.DuplicateSecurityGroupRuleInPost()
                 raise sg_rules.SecurityGroupRuleExists(rule_id=row.id)
         row = models.SecurityGroupRule(id=models.new_id(), project_id=body["project_id"],
                                        security_group_id=sg.id, description=body["description"],
                                        **{k: rule[k] for k in _RULE_FIELDS})
         s.add(row)
+        in_this_post.add(row.id)
         bump(sg)     # the group's revision follows its rules, as in Neutron
         s.flush()
         tx.changed(SG_KIND, sg.id, "update")

@@ -22,6 +22,7 @@ Counters for metrics and the console: `replies` (by message type),
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
@@ -31,10 +32,9 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
-from sqlalchemy import select
+from sqlalchemy import create_engine, event, text
 
 from controller.apps.guard import guarded
-from controller.db import models as m
 from controller.dhcp import options as opt
 from controller.dhcp import server
 from controller.dhcp.facts import PortFacts, Settings, SubnetFacts
@@ -84,6 +84,7 @@ class DhcpResponder(app_manager.OSKenApp):
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, int], tuple[float, PortFacts | None, str | None]] = {}
         self._generation = 0
+        self._reader = reader_engine(self.rt.db)
         self.rt.bus.subscribe(self._on_changes)
 
     # --- the packet-in path -------------------------------------------------------
@@ -171,57 +172,79 @@ class DhcpResponder(app_manager.OSKenApp):
         if hit is not None and now - hit[0] < CACHE_TTL_S:
             return hit[1], hit[2]
         self.counters["cache_miss"] += 1
-        with self.rt.db.read() as s:
-            facts, network_id = load_port_facts(s, dpid, in_port)
+        with self._reader.connect() as conn:
+            facts, network_id = load_port_facts(conn, dpid, in_port)
+            conn.rollback()
         with self._lock:
             if gen == self._generation:     # no change was committed while we read
                 self._cache[key] = (now, facts, network_id)
         return facts, network_id
 
 
-def load_port_facts(s, dpid: int, in_port: int) -> tuple[PortFacts | None, str | None]:
+# Plain SQL built once: on the packet-in path (after a cache flush) SQLAlchemy's
+# statement building costs more than SQLite's answer.
+_NODES = text("SELECT hostname, bridges FROM nodes")
+_PORT = text("SELECT id, network_id, mac_address, admin_state_up FROM ports "
+             "WHERE host_id = :host AND ofport = :ofport AND vif_type != 'unbound'")
+_NETWORK = text("SELECT mtu, admin_state_up FROM networks WHERE id = :id")
+_DHCP_PORT = text("SELECT id, mac_address FROM ports WHERE network_id = :net "
+                  "AND device_owner = :owner ORDER BY created_at LIMIT 1")
+_ALLOCS = text("SELECT port_id, subnet_id, ip_address FROM ipallocations "
+               "WHERE port_id IN (:port, :dhcp)")
+_SUBNETS = text("SELECT id, cidr, gateway_ip, enable_dhcp, ip_version, dns_nameservers, host_routes "
+                "FROM subnets WHERE network_id = :net ORDER BY created_at, id")
+_ROUTED = text("SELECT DISTINCT a.subnet_id FROM ipallocations a JOIN ports p ON p.id = a.port_id "
+               "WHERE a.network_id = :net AND p.device_owner LIKE 'network:router_interface%'")
+
+
+def load_port_facts(conn, dpid: int, in_port: int) -> tuple[PortFacts | None, str | None]:
     """The port bound at (switch dpid, ofport) and what DHCP needs to answer it."""
-    node = next((n for n in s.scalars(select(m.Node))
-                 if int((n.bridges or {}).get("br-int", -1)) == dpid), None)
-    if node is None:
+    hostname = next((h for h, bridges in conn.execute(_NODES)
+                     if int((_json(bridges) or {}).get("br-int", -1)) == dpid), None)
+    if hostname is None:
         return None, None
-    port = s.scalars(select(m.Port).where(m.Port.host_id == node.hostname,
-                                          m.Port.ofport == in_port,
-                                          m.Port.vif_type != "unbound")).first()
+    port = conn.execute(_PORT, {"host": hostname, "ofport": in_port}).first()
     if port is None:
         return None, None
-    net = s.get(m.Network, port.network_id)
-    dhcp_port = s.scalars(select(m.Port).where(m.Port.network_id == port.network_id,
-                                               m.Port.device_owner == DHCP_OWNER)
-                          .order_by(m.Port.created_at)).first()
+    net = conn.execute(_NETWORK, {"id": port.network_id}).first()
+    dhcp_port = conn.execute(_DHCP_PORT, {"net": port.network_id, "owner": DHCP_OWNER}).first()
     if net is None or dhcp_port is None or not net.admin_state_up or not port.admin_state_up:
         return None, port.network_id
-    server_ips = {a.subnet_id: a.ip_address for a in dhcp_port.fixed_ips}
+    allocs = conn.execute(_ALLOCS, {"port": port.id, "dhcp": dhcp_port.id}).all()
+    server_ips = {a.subnet_id: a.ip_address for a in allocs if a.port_id == dhcp_port.id}
     # In the network's subnet order, so a DISCOVER is offered the address on
     # the oldest DHCP-enabled subnet.
-    order = {sn.id: i for i, sn in enumerate(net.subnets)}
-    subnets = {sn.id: sn for sn in net.subnets}
-    routed = routed_subnets(s, port.network_id)
+    subnets = {sn.id: (i, sn) for i, sn in enumerate(conn.execute(_SUBNETS, {"net": port.network_id}))}
+    routed = {r[0] for r in conn.execute(_ROUTED, {"net": port.network_id})}
     addresses = []
-    for a in sorted(port.fixed_ips, key=lambda a: order.get(a.subnet_id, len(order))):
-        sn = subnets.get(a.subnet_id)
-        if sn is None:
-            continue
+    for a in sorted((a for a in allocs if a.port_id == port.id and a.subnet_id in subnets),
+                    key=lambda a: subnets[a.subnet_id][0]):
+        sn = subnets[a.subnet_id][1]
         addresses.append((SubnetFacts(
             id=sn.id, cidr=sn.cidr, gateway_ip=sn.gateway_ip, enable_dhcp=bool(sn.enable_dhcp),
-            ip_version=sn.ip_version, dns_nameservers=tuple(sn.dns_nameservers or ()),
-            host_routes=tuple((r["destination"], r["nexthop"]) for r in (sn.host_routes or ())),
+            ip_version=sn.ip_version, dns_nameservers=tuple(_json(sn.dns_nameservers) or ()),
+            host_routes=tuple((r["destination"], r["nexthop"]) for r in (_json(sn.host_routes) or ())),
+            # No router interface on the subnet: option 121 routes the metadata
+            # address via the DHCP port (SubnetFacts.metadata_route).
             server_ip=server_ips.get(sn.id), metadata_route=sn.id not in routed), a.ip_address))
     facts = PortFacts(id=port.id, mac=port.mac_address.lower(), mtu=net.mtu,
                       addresses=tuple(addresses), server_mac=dhcp_port.mac_address.lower())
     return facts, port.network_id
 
 
-def routed_subnets(s, network_id: str) -> set[str]:
-    """Subnets of the network with a router interface: their VMs reach
-    169.254.169.254 through the router, the others get a route via the DHCP
-    port (option 121, SubnetFacts.metadata_route)."""
-    rows = s.execute(select(m.IPAllocation.subnet_id).join(m.Port, m.Port.id == m.IPAllocation.port_id)
-                     .where(m.IPAllocation.network_id == network_id,
-                            m.Port.device_owner.like("network:router_interface%")))
-    return {r[0] for r in rows}
+def _json(v):
+    """JSON columns read with plain SQL: text on SQLite, decoded on PostgreSQL."""
+    return json.loads(v) if isinstance(v, (str, bytes)) else v
+
+
+def reader_engine(db):
+    """An engine for the packet-in path's reads. On SQLite, Database starts
+    every transaction with BEGIN IMMEDIATE (the write lock), so a read would
+    queue behind the reconciler's and the API's writes; a deferred BEGIN in
+    WAL mode reads a consistent snapshot without waiting for anyone."""
+    if not db.is_sqlite or ":memory:" in db.url:
+        return db.engine
+    engine = create_engine(db.url, connect_args={"check_same_thread": False,
+                                                 "isolation_level": None, "timeout": 30})
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return engine

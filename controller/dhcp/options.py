@@ -7,6 +7,7 @@ longer than 255 bytes into several instances of the same option (RFC 3396).
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 
 PAD = 0
@@ -41,7 +42,8 @@ CLIENT_MESSAGE_TYPES = frozenset({DISCOVER, REQUEST, DECLINE, RELEASE, INFORM})
 
 
 def ip4(addr: str) -> bytes:
-    return ipaddress.IPv4Address(addr).packed
+    # inet_pton is strict (no "10.1" shorthand) and ~10x faster than ipaddress.
+    return socket.inet_pton(socket.AF_INET, addr)
 
 
 def ip4_list(addrs) -> bytes:

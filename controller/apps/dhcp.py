@@ -48,7 +48,7 @@ LOG = logging.getLogger(__name__)
 DHCP_OWNER = "network:dhcp"
 CACHE_TTL_S = 10.0          # bounds staleness for changes made by another process
 RECENT_LEASES = 200
-CACHE_KINDS = {"port", "subnet", "network", "node"}
+CACHE_KINDS = {"port", "subnet", "network", "node", "router"}   # router: metadata route
 
 
 class TokenBucket:

@@ -116,3 +116,54 @@ def test_token_bucket_refills():
     assert [b.take(0.0) for _ in range(3)] == [True, True, False]
     assert b.take(0.5) and not b.take(0.5)
     assert b.take(10.0) and b.take(10.0) and not b.take(10.0)
+
+
+class FakeDatapath:
+    """Just enough of an os-ken Datapath to build and record messages."""
+
+    def __init__(self, dpid):
+        from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+        self.id, self.ofproto, self.ofproto_parser = dpid, ofproto_v1_3, ofproto_v1_3_parser
+        self.sent = []
+
+    def send_msg(self, msg):
+        self.sent.append(msg)
+
+
+def _packet_in(dp, data, table=21, cookie=None, in_port=OFPORT):
+    from os_ken.controller import ofp_event
+    p = dp.ofproto_parser
+    msg = p.OFPPacketIn(dp, buffer_id=dp.ofproto.OFP_NO_BUFFER, total_len=len(data),
+                        reason=dp.ofproto.OFPR_ACTION, table_id=table,
+                        cookie=cookies.cookie("port", VM_ID) if cookie is None else cookie,
+                        match=p.OFPMatch(in_port=in_port), data=data)
+    return ofp_event.EventOFPPacketIn(msg)
+
+
+def test_packet_in_handler_sends_the_reply_out_of_the_ingress_port(app):
+    dp = FakeDatapath(DPID)
+    app._on_packet_in(_packet_in(dp, client_frame("discover")))
+    assert len(dp.sent) == 1
+    out = dp.sent[0]
+    assert [a.port for a in out.actions] == [OFPORT]
+    assert out.in_port == dp.ofproto.OFPP_CONTROLLER
+    assert scapy_options(out.data)["message-type"] == 2
+
+
+def test_other_packet_ins_are_left_alone(app):
+    dp = FakeDatapath(DPID)
+    app._on_packet_in(_packet_in(dp, client_frame(), table=20))                          # not the DHCP table
+    app._on_packet_in(_packet_in(dp, client_frame(), cookie=cookies.cookie("router", VM_ID)))
+    assert dp.sent == [] and not app.counters
+
+
+def test_a_hostile_packet_in_never_raises(app):
+    from controller.apps import guard
+    errors_before = dict(guard.handler_errors)
+    dp = FakeDatapath(DPID)
+    for data in (b"", b"\xff" * 3000, client_frame()[:200]):
+        app._on_packet_in(_packet_in(dp, data))
+    assert dp.sent == []
+    assert app.counters == {"dropped_truncated_ethernet": 1, "dropped_too_big": 1,
+                            "dropped_truncated_ip": 1}
+    assert guard.handler_errors == errors_before

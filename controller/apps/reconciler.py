@@ -78,6 +78,7 @@ class SwitchState:
     reconciles: int = 0
     errors: int = 0
     bundle_id: int = 0
+    readback: tuple | None = None          # (flows, meters) dump requests in flight
 
     def as_dict(self) -> dict:
         return {"dpid": f"{self.dpid:016x}", "address": str(self.address), "node_id": self.node_id,
@@ -127,6 +128,7 @@ class Reconciler(app_manager.OSKenApp):
         self.packet_ins: dict[str, int] = {}     # by OpenFlow reason (metrics)
         self.round_seconds_total = 0.0             # sum of round durations (metrics)
         self._changelog_rev = self._latest_revision()
+        self._own_revisions: set[int] = set()     # change-log rows of our own status updates
         self.rt.bus.subscribe(self._on_changes)
         self._thread = threading.Thread(target=self._worker, name="reconciler", daemon=True)
         self._thread.start()
@@ -187,6 +189,8 @@ class Reconciler(app_manager.OSKenApp):
     # --- change bus (publisher's thread: just mark dirty) --------------------
 
     def _on_changes(self, changes: list[Change]) -> None:
+        if threading.current_thread() is self._thread:
+            return        # our own port status updates: flows never depend on a port's status
         with self._lock:
             self._dirty_changes.extend(changes)
         self._idle.clear()
@@ -220,7 +224,14 @@ class Reconciler(app_manager.OSKenApp):
             return
         if rows:
             self._changelog_rev = rows[-1][0]
-            self._on_changes([Change(kind, rid) for _rev, kind, rid in rows])
+            own = self._own_revisions
+            changes = [Change(kind, rid) for rev, kind, rid in rows if rev not in own]
+            self._own_revisions = {r for r in own if r > self._changelog_rev}
+            if changes:
+                with self._lock:
+                    self._dirty_changes.extend(changes)
+                self._idle.clear()
+                self._wake.set()
 
     # --- os-ken handlers (record and wake only) -------------------------------
 
@@ -351,6 +362,9 @@ class Reconciler(app_manager.OSKenApp):
     def _round(self, changes: list[Change], everything: bool) -> None:
         t0 = time.time()
         phases = {}
+        with self._lock:
+            fresh = [sw for sw in self.switches.values() if sw.installed is None]
+        self._ask_read_back(fresh)       # switches dump their flows while we load the snapshot
         world = self.rt.db.run_in_transaction(load_world)
         phases["load_world"] = time.time() - t0
         old, self._world = self._world, world
@@ -424,15 +438,27 @@ class Reconciler(app_manager.OSKenApp):
 
     # --- reading switches back -------------------------------------------------
 
-    def _read_back(self, switches: list[SwitchState]) -> None:
-        """Flow (and meter) dump of every switch, requests sent to all first."""
-        pending = []
+    def _ask_read_back(self, switches: list[SwitchState]) -> None:
+        """Send the flow and meter dump requests of switches that need a
+        read-back, unless already asked: the switch dumps while we load the
+        snapshot."""
         for sw in switches:
+            if sw.installed is not None or sw.readback is not None:
+                continue
             dp = sw.dp
             flows_req = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
                                                    0, 0, parser.OFPMatch())
             meters_req = parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL)
-            pending.append((sw, self._request(sw, flows_req), self._request(sw, meters_req)))
+            sw.readback = (self._request(sw, flows_req), self._request(sw, meters_req))
+
+    def _read_back(self, switches: list[SwitchState]) -> None:
+        """Flow (and meter) dump of every switch, requests sent to all first."""
+        self._ask_read_back(switches)
+        pending = []
+        for sw in switches:
+            rf, rm = sw.readback
+            sw.readback = None
+            pending.append((sw, rf, rm))
         for sw, rf, rm in pending:
             got = rf.done.wait(REPLY_TIMEOUT_S) and not rf.errors
             rm.done.wait(REPLY_TIMEOUT_S)
@@ -592,7 +618,8 @@ class Reconciler(app_manager.OSKenApp):
         """ACTIVE for bound, admin-up ports whose node's flows are confirmed;
         DOWN for VM ports that are no longer bound (or admin down)."""
         def txn(s):
-            changed = []
+            own_revisions.clear()          # a retried transaction starts over
+            changed, logs = [], []
             for p in s.scalars(select(m.Port)):
                 info = world.ports.get(p.id)
                 if info is None:
@@ -607,12 +634,19 @@ class Reconciler(app_manager.OSKenApp):
                 if p.status != want:
                     p.status = want
                     p.revision_number = (p.revision_number or 0) + 1
-                    s.add(m.ChangeLog(kind="port", resource_id=p.id))
+                    log = m.ChangeLog(kind="port", resource_id=p.id)
+                    s.add(log)
+                    logs.append(log)
                     changed.append(p.id)
+            if logs:
+                s.flush()
+                own_revisions.update(log.revision for log in logs)
             return changed
         if not confirmed and not any(p.node_id is None for p in world.ports.values()):
             return
+        own_revisions: set[int] = set()
         changed = self.rt.db.run_in_transaction(txn)
+        self._own_revisions |= own_revisions
         if changed:
             LOG.info("port status changed: %d port(s)", len(changed))
             self.rt.bus.publish([Change("port", pid, "update") for pid in changed])

@@ -130,8 +130,9 @@ class Api:
         with self.db.read() as s:
             items = res.handler.list(s, ctx, q)
         items = query.finish_page(items, q)
-        can_get = self.policy.checker(ctx, f"get_{res.name}")
-        items = [i for i in items if can_get(self.target(res, i))]
+        if not self.policy.allows_all(ctx, f"get_{res.name}"):      # admins skip the per-item check
+            can_get = self.policy.checker(ctx, f"get_{res.name}")
+            items = [i for i in items if can_get(self.target(res, i))]
         view = self.viewer(res, ctx, q.fields)
         body = {res.collection: [view(i) for i in items]}
         links = query.links(res.collection, req.base_url, req.args, items, q)

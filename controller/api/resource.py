@@ -54,7 +54,11 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def fmt_time(t) -> str | None:
-    return t.strftime(TIME_FORMAT) if t is not None else None
+    # Timestamps are stored without microseconds: isoformat is the same text
+    # as strftime(TIME_FORMAT) without the 'Z', and much faster on big lists.
+    if t is None:
+        return None
+    return t.isoformat(timespec="seconds") + "Z"
 
 
 @dataclass
@@ -231,21 +235,29 @@ def project_dict(row) -> dict:
 
 
 def attach_tags(s, dicts: list[dict]) -> None:
-    """One query for all tags of the given dicts (by id)."""
+    """All tags of the given dicts (by id) in one query."""
     ids = [d["id"] for d in dicts]
     by_id: dict[str, list[str]] = {}
-    for chunk in _chunks(ids, 900):
-        for rid, tag in s.execute(select(models.Tag.resource_id, models.Tag.tag)
-                                  .where(models.Tag.resource_id.in_(chunk))):
-            by_id.setdefault(rid, []).append(tag)
+    for rid, tag in select_by_ids(s, models.Tag.resource_id, [models.Tag.tag], ids):
+        by_id.setdefault(rid, []).append(tag)
     if by_id:
         for d in dicts:
             d["tags"] = sorted(by_id.get(d["id"], []))
 
 
-def _chunks(seq, n):
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
+BIG_LIST = 900
+
+
+def select_by_ids(s, key_col, cols, ids, order_by=()):
+    """Rows (key, *cols) whose key is in ids: an IN query for a page, one scan
+    of the table for big lists (a 10,000-item IN list costs more than the scan)."""
+    stmt = select(key_col, *cols)
+    if order_by:
+        stmt = stmt.order_by(*order_by)
+    if len(ids) <= BIG_LIST:
+        return s.execute(stmt.where(key_col.in_(ids))).all()
+    wanted = set(ids)
+    return [r for r in s.execute(stmt) if r[0] in wanted]
 
 
 def bump(obj) -> None:

@@ -11,7 +11,8 @@ from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_to_bool
                                        standard_attrs, validate_name, validate_string)
 from controller.api.context import Context
 from controller.api.registry import Extension
-from controller.api.resource import (Handler, Resource, bump, project_dict, standard_dict)
+from controller.api.resource import (Handler, Resource, bump, project_dict, select_by_ids,
+                                      standard_dict)
 from controller.db import models
 
 DHCP_OWNER = "network:dhcp"
@@ -71,12 +72,10 @@ class NetworkHandler(Handler):
     def to_dicts(self, s, rows):
         out = super().to_dicts(s, rows)
         by_id = {d["id"]: d for d in out}
-        ids = list(by_id)
-        for i in range(0, len(ids), 900):
-            for sid, nid in s.execute(select(models.Subnet.id, models.Subnet.network_id)
-                                      .where(models.Subnet.network_id.in_(ids[i:i + 900]))
-                                      .order_by(models.Subnet.created_at, models.Subnet.id)):
-                by_id[nid]["subnets"].append(sid)
+        sn = models.Subnet
+        for nid, sid in select_by_ids(s, sn.network_id, [sn.id], list(by_id),
+                                      order_by=(sn.created_at, sn.id)):
+            by_id[nid]["subnets"].append(sid)
         return out
 
     # --- writes ----------------------------------------------------------------

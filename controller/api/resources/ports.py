@@ -14,7 +14,8 @@ from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_kvp_lis
                                        validate_string, validate_tags, validate_uuid, ConvertError)
 from controller.api.context import Context
 from controller.api.registry import Extension
-from controller.api.resource import (Handler, Resource, bump, project_dict, set_tags, standard_dict)
+from controller.api.resource import (Handler, Resource, bump, project_dict, select_by_ids,
+                                      standard_dict)
 from controller.api.resources.networks import delete_port_rows, network_target
 from controller.db import models
 
@@ -61,7 +62,8 @@ class PortHandler(Handler):
 
     def base_select(self):
         n = models.Network
-        return (select(models.Port.__table__, n.project_id.label("net_project_id"),
+        cols = [c for c in models.Port.__table__.c if c.name != "allowed_address_pairs"]
+        return (select(*cols, n.project_id.label("net_project_id"),
                        n.shared.label("net_shared"), n.external.label("net_external"))
                 .join(n, n.id == models.Port.network_id))
 
@@ -105,11 +107,9 @@ class PortHandler(Handler):
         by_id = {d["id"]: d for d in out}
         ids = list(by_id)
         a = models.IPAllocation
-        for i in range(0, len(ids), 900):
-            for pid, sid, ip in s.execute(select(a.port_id, a.subnet_id, a.ip_address)
-                                          .where(a.port_id.in_(ids[i:i + 900]))
-                                          .order_by(a.port_id, a.ip_address)):
-                by_id[pid]["fixed_ips"].append({"subnet_id": sid, "ip_address": ip})
+        for pid, sid, ip in select_by_ids(s, a.port_id, [a.subnet_id, a.ip_address], ids,
+                                          order_by=(a.port_id, a.ip_address)):
+            by_id[pid]["fixed_ips"].append({"subnet_id": sid, "ip_address": ip})
         return out
 
     def count(self, s, project_id):

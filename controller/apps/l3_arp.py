@@ -1,4 +1,4 @@
-"""Resolve the MAC of each external network's gateway (the next hop of the
+"""Router services that need the controller: resolve the MAC of each external network's gateway (the next hop of the
 routers' SNAT and floating-IP traffic), the way a router would: an ARP
 request sent from the router's gateway port on the gateway node, the reply
 punted back by a flow (controller/flows/nat.py, learn_gateway_mac).
@@ -8,16 +8,21 @@ reads; a new or changed MAC publishes a router change, so the reconciler
 recompiles the NAT flows that need it. Requests repeat every REFRESH_S (a
 replaced upstream router is noticed), every RETRY_S while some MAC is still
 unknown, and at once when a gateway node connects or a router changes.
+
+It also answers ICMP time exceeded, from the router's address on the
+sender's subnet, for the packets a routing flow's dec_ttl hands to the
+controller (`invalid_ttl` packet-ins carrying the router's cookie).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
-from os_ken.lib.packet import arp, ethernet, packet
+from os_ken.lib.packet import arp, ethernet, icmp, ipv4, packet
 from os_ken.ofproto import ether
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -25,6 +30,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from controller.apps.guard import guarded
 from controller.events import Change
 from controller.flows import cookies, neighbours
+from controller.flows import tables as t
 from controller.flows.snapshot import load_world
 from controller.flows.uplink import tagged, uplink_of
 from controller.flows.world import World
@@ -79,12 +85,15 @@ class L3Arp(app_manager.OSKenApp):
     @guarded
     def _on_packet_in(self, ev):
         msg = ev.msg
-        if cookies.decode(msg.cookie)[0] != "router":
+        kind, prefix = cookies.decode(msg.cookie)
+        if kind != "router":
             return
-        reply = packet.Packet(msg.data).get_protocol(arp.arp)
-        if reply is None or reply.opcode != arp.ARP_REPLY:
-            return
-        self.learn_reply(reply.src_ip, reply.src_mac, reply.dst_ip)
+        pkt = packet.Packet(msg.data)
+        reply = pkt.get_protocol(arp.arp)
+        if reply is not None and reply.opcode == arp.ARP_REPLY:
+            self.learn_reply(reply.src_ip, reply.src_mac, reply.dst_ip)
+        elif pkt.get_protocol(ipv4.ipv4) is not None:
+            self.time_exceeded(msg, pkt, prefix)
 
     def learn_reply(self, src_ip: str, src_mac: str, dst_ip: str) -> None:
         """An ARP reply from src_ip to a router gateway address dst_ip."""
@@ -100,6 +109,31 @@ class L3Arp(app_manager.OSKenApp):
         if changed:
             LOG.info("external gateway %s is at %s (routers %s)", src_ip, src_mac, changed)
             self.rt.bus.publish([Change("router", rid, "update") for rid in changed])
+
+    def time_exceeded(self, msg, pkt, router_prefix: str) -> None:
+        """ICMP time exceeded back to the sender (a VM port on this switch)."""
+        world, in_port = self._world, msg.match.get("in_port")
+        eth, ip = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4)
+        if world is None or in_port is None or in_port >= t.INT_PATCH_TUN_OFPORT:
+            return
+        inner = pkt.get_protocol(icmp.icmp)
+        if inner is not None and inner.type not in (icmp.ICMP_ECHO_REPLY, icmp.ICMP_ECHO_REQUEST):
+            return                       # never an ICMP error about an ICMP error
+        src = next((i.ip for r in world.routers.values() if r.id.startswith(router_prefix)
+                    for i in r.interfaces
+                    if ipaddress.ip_address(ip.src) in ipaddress.ip_network(i.cidr)), None)
+        if src is None:
+            return
+        original = msg.data[14:14 + ip.header_length * 4 + 8]     # VM frames are untagged
+        out = packet.Packet()
+        out.add_protocol(ethernet.ethernet(dst=eth.src, src=eth.dst, ethertype=ether.ETH_TYPE_IP))
+        out.add_protocol(ipv4.ipv4(src=src, dst=ip.src, proto=1, ttl=64))
+        out.add_protocol(icmp.icmp(type_=icmp.ICMP_TIME_EXCEEDED, code=0, csum=0,
+                                   data=icmp.TimeExceeded(data_len=len(original), data=original)))
+        out.serialize()
+        dp = msg.datapath
+        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                        actions=[parser.OFPActionOutput(in_port)], data=out.data))
 
     # --- resolving -----------------------------------------------------------------
 

@@ -22,7 +22,12 @@ is also its conntrack zone on the gateway node, World.router_zone):
 The gateway node also takes R's MAC in from N's uplink (CLASSIFY, priority
 110 over L2's classify) into L3: frames other hosts send there for NAT.
 
-dec_ttl drops a packet whose TTL runs out instead of forwarding it.
+dec_ttl stops a packet whose TTL runs out: it is never forwarded. OVS hands
+such packets to the controller only as `invalid_ttl` packet-ins where its
+asynchronous configuration asks for them; controller/apps/l3_arp.py answers
+those with ICMP time exceeded. (A punt flow matching nw_ttl would make it
+certain, but os-ken serialises the NXM nw_ttl before its eth_type
+prerequisite and OVS refuses the flow: OFPBMC_BAD_PREREQ.)
 
 Source MAC on physical (flat/VLAN) networks: routed frames leave several hosts
 at once; with R's MAC as source the physical switches would see it flap
@@ -55,8 +60,8 @@ PRIO_CLASSIFY_ROUTER = t.PRIO_DEFAULT + 10   # above L2's classify of the uplink
 def compile_l3(world: World, node: NodeInfo) -> list[Flow]:
     if "br-int" not in dict(node.bridges):
         return []
-    out: list[Flow] = [Flow("br-int", T.L3_ROUTE, t.PRIO_MISS, (), (),
-                            cookies.cookie("infra", node.id))]
+    out: list = [Flow("br-int", T.L3_ROUTE, t.PRIO_MISS, (), (),
+                      cookies.cookie("infra", node.id))]
     for r in sorted(world.routers.values(), key=lambda r: r.id):
         if r.admin_state_up:
             out += route_on_node(world, node, r)

@@ -111,6 +111,12 @@ def cut_off(src, ip):
     return True
 
 
+def ttl1_ping(src, ip):
+    r = src.exec("ping", "-n", "-c", "1", "-W", "1", "-t", "1", ip, check=False)
+    assert "bytes from" not in r.stdout, "a TTL 1 packet was routed"
+    return r.stdout
+
+
 def seen_as(src, host_ip):
     """The source address the external host's whoami server saw."""
     r = src.exec(*whoami_client(host_ip, WHOAMI_PORT), check=False, timeout=15)
@@ -171,10 +177,13 @@ def test_routing_snat_and_floating_ip(cloud):
         whoami.wait()
 
 
-def test_router_admin_down_and_snat_off(cloud):
+def test_ttl_router_admin_down_and_snat_off(cloud):
     vm1 = cloud.vm(cloud.net1, cloud.hv1, "vm1")
     vm2 = cloud.vm(cloud.net2, cloud.hv2, "vm2")
     assert reaches(vm1, vm2.ip) and reaches(vm1, "192.168.0.1")
+    # TTL 1: not forwarded.
+    for _ in range(3):
+        ttl1_ping(vm1, vm2.ip)
     cli(cloud.url, "router", "set", "routerA", "--disable", "--no-json")
     assert cut_off(vm1, vm2.ip) and cut_off(vm1, "192.168.0.1")
     cli(cloud.url, "router", "set", "routerA", "--enable", "--no-json")

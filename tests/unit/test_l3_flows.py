@@ -367,3 +367,4 @@ def test_compilers_are_deterministic():
     a, b = Topo(gateway=True, fip=True), Topo(gateway=True, fip=True)
     ca, cb = compile_all(a.world), compile_all(b.world)
     assert {k: sorted(v) for k, v in ca.items()} == {k: sorted(v) for k, v in cb.items()}
+

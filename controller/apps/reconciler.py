@@ -250,7 +250,10 @@ class Reconciler(app_manager.OSKenApp):
         if ev.state == MAIN_DISPATCHER:
             with self._lock:
                 self.switches[dp.id] = SwitchState(dp=dp, dpid=dp.id, address=dp.address)
-            self._resync_all()
+            # Its node is looked at in the next round (installed is None): no
+            # need to recompile every node when one of 100 switches connects.
+            self._idle.clear()
+            self._wake.set()
         elif ev.state == DEAD_DISPATCHER:
             with self._lock:
                 sw = self.switches.get(dp.id)

@@ -119,6 +119,8 @@ class DhcpResponder(app_manager.OSKenApp):
             self.counters["dropped_unknown_port"] += 1
             return None
         decision = server.decide(req, facts, self.settings)
+        if req.msg_type == opt.REQUEST:           # selecting / init_reboot / renewing / rebinding
+            self.counters[f"request_{decision.reason}"] += 1
         self._record(req, facts, network_id, decision)
         if decision.frame is None:
             self.counters[f"no_reply_{decision.reason}"] += 1

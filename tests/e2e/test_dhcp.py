@@ -189,12 +189,11 @@ class Env:
         return p, log
 
     def dhclient(self, vm, expect="BOUND", timeout=20):
-        """ISC dhclient once, in the foreground, with private conf, script and
-        lease file; returns the recorded new_* variables for `expect`."""
+        """ISC dhclient in the foreground with private conf, script and lease
+        file; returns the recorded new_* variables for the reason `expect`."""
         out = self.path(f"{vm.name}.dhclient")
-        for suffix in (f".{expect}",):
-            if os.path.exists(out + suffix):
-                os.unlink(out + suffix)
+        if os.path.exists(f"{out}.{expect}"):
+            os.unlink(f"{out}.{expect}")
         script, leases = out + ".script", self.path(f"{vm.name}.leases")
         with open(script, "w") as f:
             f.write(DHCLIENT_SCRIPT.replace("@LEASE_OUT@", out))
@@ -204,18 +203,23 @@ class Env:
                      "-lf", leases, "-pf", self.path(f"{vm.name}.dhclient.pid"),
                      "eth0", stdout=subprocess.DEVNULL, stderr=open(out + ".stderr", "ab"))
         self.procs.append(p)
+
+        def reached(reason, within):
+            wait_until(lambda: os.path.exists(f"{out}.{reason}") or p.poll() is not None,
+                       within, what=f"dhclient {reason}")
+            return os.path.exists(f"{out}.{reason}")
+
         try:
-            wait_until(lambda: os.path.exists(out + f".{expect}") or p.poll() is not None,
-                       timeout, what=f"dhclient {expect}")
+            ok = reached(expect, timeout)
             # dhclient writes its lease file after running the script; a later
             # run starts from it (INIT-REBOOT).
             wait_until(lambda: os.path.exists(leases) and "fixed-address" in open(leases).read(),
                        10, what="dhclient lease file")
         finally:
             _stop(p)
-        if not os.path.exists(out + f".{expect}"):
+        if not ok:
             return None
-        with open(out + f".{expect}") as f:
+        with open(f"{out}.{expect}") as f:
             return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
 
     def raw(self, vm, *args, timeout=60):
@@ -343,6 +347,10 @@ def test_renew_rebind_and_init_reboot(env):
     b.exec("ip", "addr", "flush", "dev", "eth0")
     rebooted = env.dhclient(b, expect="REBOOT")
     assert rebooted is not None and rebooted["new_ip_address"] == b.ip
+    # The controller told the four REQUEST states apart (RFC 2131 4.3.2).
+    m = metric_lines(env.c.url)
+    for state in ("selecting", "renewing", "rebinding", "init_reboot"):
+        assert m.get(f'quantum_dhcp_events_total{{event="request_{state}"}}', 0) >= 1, state
 
 
 def test_nak_after_the_ports_fixed_ip_is_changed_through_the_api(env):

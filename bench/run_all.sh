@@ -21,5 +21,6 @@ run scale      bench/bench_scale.py --nodes 100 --repeat 2
 if [ "${1:-}" = "--all" ]; then
   [ -f bench/bench_api.py ] && run api bench/bench_api.py
   [ -f bench/bench_binding.py ] && run binding bench/bench_binding.py
+  [ -f bench/bench_dhcp.py ] && run dhcp bench/bench_dhcp.py
 fi
 echo "results in $out"

@@ -85,3 +85,56 @@ def test_nothing_without_dhcp():
 
 def test_compiling_twice_gives_the_same_flows():
     assert compile_dhcp(world(), NODE) == compile_dhcp(world(), NODE)
+
+
+# --- the whole compiled pipeline (every compiler), packets walked through it ----------
+
+def _fabric_world():
+    import uuid
+    from tests.unit.fakeoftable import make_world
+    h1 = NodeInfo(id=str(uuid.uuid5(uuid.NAMESPACE_DNS, "dhcp-hv1")), hostname="hv1", role="compute",
+                  tunnel_ip="172.31.0.1", tunnel_type="gre", bridges=(("br-int", 1), ("br-tun", 2)))
+    net = NetworkInfo(id=NET, project_id="p", network_type="gre", physical_network=None,
+                      segmentation_id=7, mtu=1458, admin_state_up=True)
+    sub = SubnetInfo(id="s1", network_id=NET, ip_version=4, cidr="10.0.0.0/24",
+                     gateway_ip="10.0.0.1", enable_dhcp=True)
+
+    def port(pid, mac, ip, owner="compute:nova", ofport=None):
+        return PortInfo(id=pid, network_id=NET, project_id="p", mac=mac, fixed_ips=(("s1", ip),),
+                        device_owner=owner, device_id="d", admin_state_up=True,
+                        port_security_enabled=True, node_id=h1.id if ofport else None, ofport=ofport)
+    ports = [port(VM, "fa:16:3e:00:00:11", "10.0.0.5", ofport=5),
+             port(VM2, "fa:16:3e:00:00:12", "10.0.0.6", ofport=6),
+             port(DHCP, "fa:16:3e:00:00:02", "10.0.0.2", owner="network:dhcp")]
+    return h1, make_world([h1], [net], ports, [sub])
+
+
+def _dhcp(src_ip, dst_ip="255.255.255.255", eth_dst="ff:ff:ff:ff:ff:ff"):
+    return {"eth_src": "fa:16:3e:00:00:11", "eth_dst": eth_dst, "eth_type": 0x0800,
+            "ipv4_src": src_ip, "ipv4_dst": dst_ip, "ip_proto": 17, "udp_src": 68, "udp_dst": 67}
+
+
+def test_pipeline_sends_dhcp_to_the_controller_only():
+    from tests.unit.fakeoftable import fabric
+    h1, w = _fabric_world()
+    fab = fabric(w)
+    for pkt in (_dhcp("0.0.0.0"),                                             # DISCOVER
+                _dhcp("10.0.0.5", "10.0.0.2", "fa:16:3e:00:00:02"),           # renewing
+                _dhcp("10.0.0.77", "10.0.0.2", "fa:16:3e:00:00:02")):         # an address the port lost
+        tr = fab.trace(h1.id, 5, pkt)
+        assert [o.kind for o in tr.outcomes] == ["controller"], tr
+    # another MAC from the port is still port security's business: dropped
+    spoofed = dict(_dhcp("0.0.0.0"), eth_src="fa:16:3e:99:99:99")
+    assert [o.kind for o in fab.trace(h1.id, 5, spoofed).outcomes] == ["dropped"]
+
+
+def test_pipeline_answers_ping_to_the_dhcp_address():
+    from tests.unit.fakeoftable import fabric
+    h1, w = _fabric_world()
+    ping = {"eth_src": "fa:16:3e:00:00:11", "eth_dst": "fa:16:3e:00:00:02", "eth_type": 0x0800,
+            "ipv4_src": "10.0.0.5", "ipv4_dst": "10.0.0.2", "ip_proto": 1, "icmpv4_type": 8}
+    out = fabric(w).send(h1.id, 5, ping)
+    assert [(n, p) for n, p, _ in out] == [(h1.id, 5)]
+    r = out[0][2]
+    assert (r["eth_src"], r["eth_dst"]) == ("fa:16:3e:00:00:02", "fa:16:3e:00:00:11")
+    assert (r["ipv4_src"], r["ipv4_dst"], r["icmpv4_type"]) == ("10.0.0.2", "10.0.0.5", 0)

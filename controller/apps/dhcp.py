@@ -87,6 +87,12 @@ class DhcpResponder(app_manager.OSKenApp):
         self._reader = reader_engine(self.rt.db)
         self.rt.bus.subscribe(self._on_changes)
 
+    def close(self):
+        self.rt.bus.unsubscribe(self._on_changes)
+        if self._reader is not self.rt.db.engine:
+            self._reader.dispose()
+        super().close()
+
     # --- the packet-in path -------------------------------------------------------
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)

@@ -392,9 +392,14 @@ def test_changes_through_the_api_are_served_on_the_next_request(env):
     net, subnet = env.network(dns_nameservers=["192.0.2.1"])
     a = env.vm(net, env.hv1)
     assert env.udhcpc_lease(a)["dns"] == "192.0.2.1"
-    env.api.put(f"/subnets/{subnet['id']}", {"subnet": {"dns_nameservers": ["198.51.100.9"]}})
-    reply = env.exchange(a, client_frame(a, "discover", 0x4242))
-    assert dhcp_options(reply)["name_server"] == "198.51.100.9"
+    nexthop = subnet["gateway_ip"].rsplit(".", 1)[0] + ".254"
+    env.api.put(f"/subnets/{subnet['id']}", {"subnet": {
+        "dns_nameservers": ["198.51.100.9"],
+        "host_routes": [{"destination": "172.20.0.0/16", "nexthop": nexthop}]}})
+    reply = env.exchange(a, client_frame(a, "discover", 0x4242, options=[("param_req_list", [1, 3, 6, 121])]))
+    o = dhcp_options(reply)
+    assert o["name_server"] == "198.51.100.9"
+    assert f"172.20.0.0/16:{nexthop}" in o["classless_static_routes"]
 
 
 def test_a_flooding_vm_does_not_stop_another_from_getting_its_lease(env):

@@ -1,4 +1,4 @@
-"""The DHCP packet-in app's logic without a switch: a real SQLite database
+"""The DHCP packet-in app's logic without a switch: a real database (SQLite and PostgreSQL)
 with the model rows, the app's `handle()` given raw client frames. Shows the
 facts come from the DB, changes published on the bus are served on the very
 next request, and drops are counted by reason."""
@@ -22,9 +22,12 @@ VM_ID = "8c77dea8-0d1f-4c3a-9a55-000000000001"
 PREFIX = cookies.decode(cookies.cookie("port", VM_ID))[1]
 
 
-@pytest.fixture
-def app(tmp_path):
-    db = Database(f"sqlite:///{tmp_path}/q.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app(request, tmp_path):
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path}/q.db")
+    else:
+        db = Database(request.getfixturevalue("postgres").new_database())
     db.upgrade()
     rt = Runtime(cfg=config.from_dict({"dhcp.packet_in_rate": 5, "dhcp.lease_duration": 3600,
                                        "dhcp.dns_domain": "example.org"}), db=db)

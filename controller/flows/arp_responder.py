@@ -15,6 +15,7 @@ import ipaddress
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
+from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable
 from controller.flows.world import NodeInfo, World
 
@@ -34,12 +35,21 @@ def compile_arp_responder(world: World, node: NodeInfo) -> list[Flow]:
         for p in world.ports_of_network(net.id):
             if not p.admin_state_up:
                 continue
-            for ip in _ipv4s(p):
-                out.append(answer_arp(vlan, ip, p.mac, cookies.cookie("port", p.id)))
+            out += _answers_for(p, vlan)
         for p in world.ports_on(node.id):
             if p.network_id == net.id and p.admin_state_up:
-                out += [dont_answer_own(p.ofport, ip, cookies.cookie("port", p.id)) for ip in _ipv4s(p)]
+                out += _own_addresses(p)
     return out
+
+
+@per_object      # per port: unchanged ports cost a lookup (memo.py)
+def _answers_for(p, vlan: int) -> list[Flow]:
+    return [answer_arp(vlan, ip, p.mac, cookies.cookie("port", p.id)) for ip in _ipv4s(p)]
+
+
+@per_object
+def _own_addresses(p) -> list[Flow]:
+    return [dont_answer_own(p.ofport, ip, cookies.cookie("port", p.id)) for ip in _ipv4s(p)]
 
 
 def answer_arp(vlan: int, ip: str, mac: str, c: int) -> Flow:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
+from controller.flows.memo import per_object
 from controller.flows.uplink import TUNNEL_TYPES, is_usable, tagged
 from controller.flows.world import NetworkInfo, NodeInfo, World
 
@@ -47,11 +48,15 @@ def install_unicast_to_hosts(world: World, node: NodeInfo, net: NetworkInfo, vla
         remote = world.nodes.get(p.node_id)
         if remote is None or not remote.tunnel_ip:
             continue
-        for mac in sorted({p.mac} | {m for _ip, m in p.allowed_address_pairs}):
-            out.append(Flow("br-tun", T.TO_TUNNEL, t.PRIO_DEFAULT,
-                            match(vlan_vid=tagged(vlan), eth_dst=mac),
-                            _to_hosts(net, [remote.tunnel_ip]), cookies.cookie("port", p.id)))
+        out += _unicast_to(p, vlan, net, remote.tunnel_ip)
     return out
+
+
+@per_object      # per remote port: unchanged ports cost a lookup (memo.py)
+def _unicast_to(p, vlan: int, net: NetworkInfo, tunnel_ip: str) -> list[Flow]:
+    return [Flow("br-tun", T.TO_TUNNEL, t.PRIO_DEFAULT, match(vlan_vid=tagged(vlan), eth_dst=mac),
+                 _to_hosts(net, [tunnel_ip]), cookies.cookie("port", p.id))
+            for mac in sorted({p.mac} | {m for _ip, m in p.allowed_address_pairs})]
 
 
 def install_flood_to_tunnels(world: World, node: NodeInfo, net: NetworkInfo, vlan: int) -> Flow | None:

@@ -19,6 +19,7 @@ import ipaddress
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
+from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable, push_local_vlan, tagged, uplink_of
 from controller.flows.world import NetworkInfo, NodeInfo, PortInfo, World
 
@@ -51,6 +52,7 @@ def compile_l2(world: World, node: NodeInfo) -> list[Flow]:
 
 # --- per port ---------------------------------------------------------------
 
+@per_object      # per port: unchanged ports cost a lookup (memo.py)
 def classify_vm_port(p: PortInfo, vlan: int) -> list[Flow]:
     """Untagged frames from the VM enter its network; tagged ones drop (no
     VLAN hopping into a trunk)."""
@@ -60,6 +62,7 @@ def classify_vm_port(p: PortInfo, vlan: int) -> list[Flow]:
                   ("goto", int(T.PORT_SECURITY))), _c(p))]
 
 
+@per_object      # per port: unchanged ports cost a lookup (memo.py)
 def port_security(p: PortInfo) -> list[Flow]:
     nxt = (("goto", int(T.ARP_RESPONDER)),)
     c = _c(p)
@@ -93,6 +96,7 @@ def port_security(p: PortInfo) -> list[Flow]:
     return _dedupe(flows)
 
 
+@per_object      # per port: unchanged ports cost a lookup (memo.py)
 def deliver_to_port(p: PortInfo, vlan: int) -> list[Flow]:
     """L2_LOOKUP: the port's MAC(s) on its network -> reg7; OUTPUT: reg7 -> the port."""
     c = _c(p)
@@ -105,6 +109,7 @@ def deliver_to_port(p: PortInfo, vlan: int) -> list[Flow]:
     return flows
 
 
+@per_object      # per port: unchanged ports cost a lookup (memo.py)
 def deliver_nothing_to(p: PortInfo, vlan: int) -> Flow:
     """An administratively down port: frames to its MAC stop here (rather than
     going out as unknown unicast)."""

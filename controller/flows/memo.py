@@ -1,0 +1,43 @@
+"""Memoize a compiler's per-object pieces (one port's flows, one network's).
+
+    @per_object
+    def port_security(p: PortInfo) -> list[Flow]: ...
+
+caches the result on the *identity* of the first argument and the value of
+the others. Why this is safe: World objects are frozen, so one object always
+yields the same flows. Why identity: the reconciler's incremental World
+(controller/flows/snapshot.py refresh_ports) keeps every unchanged PortInfo
+object from one round to the next, so an unchanged port costs one dict
+lookup on an int, and returns the very same Flow objects as last round,
+which lets compiler.NodeCompiler and the reconciler diff by identity instead
+of comparing thousands of flows. A new object (a changed port, a full
+reload) simply misses. The cache keeps the object alive, so its id cannot
+be reused while the entry exists.
+
+Callers must not mutate what a memoized function returns (extend a list of
+your own with it: `out += port_security(p)`).
+"""
+from __future__ import annotations
+
+import functools
+
+MAX_ENTRIES = 200_000      # then start over (a full reload replaces every object anyway)
+
+
+def per_object(fn):
+    cache: dict = {}
+
+    @functools.wraps(fn)
+    def wrapper(obj, *rest):
+        key = (id(obj),) + rest
+        hit = cache.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        out = fn(obj, *rest)
+        if len(cache) >= MAX_ENTRIES:
+            cache.clear()
+        cache[key] = (obj, out)
+        return out
+
+    wrapper.cache_clear = cache.clear
+    return wrapper

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 
 import netaddr
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from controller.api import errors
 from controller.db import models
@@ -111,6 +111,11 @@ def is_allocated(s, subnet_id: str, ip: str) -> bool:
     return s.get(models.IPAllocation, (subnet_id, ip)) is not None
 
 
+_TAKEN = select(models.IPAllocation.ip_address).where(
+    models.IPAllocation.subnet_id == bindparam("sid"),
+    models.IPAllocation.ip_address.in_(bindparam("ips", expanding=True)))
+
+
 def allocate_random(s, subnet: dict) -> str | None:
     """A free address from the subnet's pools, or None when they are full."""
     ranges = pool_ranges(subnet["allocation_pools"])
@@ -120,9 +125,8 @@ def allocate_random(s, subnet: dict) -> str | None:
     version = subnet["ip_version"]
     picks = {_nth(ranges, random.randrange(total)) for _ in range(min(_CANDIDATES, total))}
     texts = [str(netaddr.IPAddress(p, version)) for p in picks]
-    taken = set(s.execute(select(models.IPAllocation.ip_address).where(
-        models.IPAllocation.subnet_id == subnet["id"],
-        models.IPAllocation.ip_address.in_(texts))).scalars())
+    s.flush()       # Core below (hot path): pending ORM allocations must be visible
+    taken = set(s.connection().execute(_TAKEN, {"sid": subnet["id"], "ips": texts}).scalars())
     free = [t for t in texts if t not in taken]
     if free:
         return random.choice(free)

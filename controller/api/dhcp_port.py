@@ -5,7 +5,7 @@ the controller answers DHCP from. `sync()` is called after every subnet change
 and keeps the port in step (create, add or drop addresses, delete)."""
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from controller import ipam
 from controller.api import errors
@@ -27,9 +27,16 @@ def new_mac(s, network_id: str, base_mac: str) -> str:
     raise errors.NetworkMacAddressGenerationFailure(net_id=network_id)
 
 
+_MAC_IN_USE = (select(models.Port.id)
+               .where(models.Port.network_id == bindparam("net"), models.Port.mac_address == bindparam("mac"))
+               .limit(1))
+
+
 def mac_in_use(s, network_id: str, mac: str) -> bool:
-    return s.execute(select(models.Port.id).where(models.Port.network_id == network_id,
-                                                  models.Port.mac_address == mac)).first() is not None
+    # Core on the session's connection (hot path of every port create); pending
+    # ORM rows are flushed first so they count.
+    s.flush()
+    return s.connection().execute(_MAC_IN_USE, {"net": network_id, "mac": mac}).first() is not None
 
 
 def sync(tx, network_id: str) -> None:

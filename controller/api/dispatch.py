@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from urllib.parse import urlsplit
 
 from controller.api import body as bodies
@@ -250,19 +251,28 @@ class Api:
     def viewer(self, res: Resource, ctx, fields: list[str] | None = None):
         """A function that turns a full dict into what this caller may see."""
         keys = [k for k, a in res.attributes.items() if a.is_visible]
-        guarded = []
+        guarded, hidden = [], set()
         for k in keys:
             rule = f"get_{res.name}:{k}"
             if self.policy.has(rule):
-                guarded.append((k, self.policy.checker(ctx, rule)))
+                if self.policy.needs_target(rule):
+                    guarded.append((k, self.policy.checker(ctx, rule)))
+                elif not self.policy.check(ctx, rule, {}):
+                    hidden.add(k)        # decided by the caller alone: once, not per item
         if fields:
             wanted = set(fields)
             keys = [k for k in keys if k in wanted]
-        static = [k for k in keys if k not in dict(guarded)]
+        static = [k for k in keys if k not in dict(guarded) and k not in hidden]
         dynamic = [(k, chk) for k, chk in guarded if k in keys]
+        pick = operator.itemgetter(*static) if len(static) > 1 else None
 
         def view(item: dict) -> dict:
-            out = {k: item[k] for k in static if k in item}
+            # Big lists: itemgetter + zip builds the dict much faster than a
+            # comprehension; an item lacking a key takes the careful path.
+            try:
+                out = dict(zip(static, pick(item))) if pick else {k: item[k] for k in static if k in item}
+            except KeyError:
+                out = {k: item[k] for k in static if k in item}
             if dynamic:
                 t = None
                 for k, chk in dynamic:
@@ -296,5 +306,18 @@ def _bad_id(s: str) -> bool:
     return len(s) > 255 or "\x00" in s or any(0xD800 <= ord(ch) <= 0xDFFF for ch in s)
 
 
+try:
+    import orjson
+except ImportError:         # optional: only speed depends on it
+    orjson = None
+
+
 def dumps(body) -> bytes:
+    # orjson encodes a 10,000-port list several times faster than json; it
+    # refuses what json accepts here (lone surrogates, huge ints): then json.
+    if orjson is not None:
+        try:
+            return orjson.dumps(body)
+        except (TypeError, orjson.JSONEncodeError):
+            pass
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")

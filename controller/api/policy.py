@@ -268,6 +268,11 @@ class Enforcer:
         return lambda target: rule.fn(creds, target, self)
 
 
+    def needs_target(self, action: str) -> bool:
+        """False when the rule's outcome depends on the caller only (then one
+        check serves every item of a list)."""
+        return self._needs_target(action if action in self.rules else "default")
+
     def allows_all(self, ctx, action: str) -> bool:
         """True when `action` passes whatever the target (e.g. admins on get_*)."""
         name = action if action in self.rules else "default"

@@ -7,7 +7,7 @@ counted by the resource's handler (`Handler.count`); the generic create path
 """
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from controller.api import body as bodies
 from controller.api import errors, registry
@@ -31,9 +31,14 @@ def limits(s, cfg, project_id: str) -> dict[str, int]:
     return out
 
 
+_LIMIT = select(models.Quota.limit).where(models.Quota.project_id == bindparam("project"),
+                                          models.Quota.resource == bindparam("resource"))
+
+
 def limit_for(s, cfg, project_id: str, resource: str) -> int:
-    row = s.execute(select(models.Quota.limit).where(models.Quota.project_id == project_id,
-                                                     models.Quota.resource == resource)).first()
+    # Core on the connection: checked on every create (quota rows are only
+    # written by _update, which commits them in a transaction of its own).
+    row = s.connection().execute(_LIMIT, {"project": project_id, "resource": resource}).first()
     if row is not None:
         return row[0]
     key = registry.QUOTAS.get(resource)

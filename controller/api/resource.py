@@ -104,8 +104,12 @@ class Tx:
         self.status: int | None = None     # a handler may override the HTTP status (upsert: 200)
 
     def changed(self, kind: str, id_: str, op: str = "update") -> None:
-        self.s.add(models.ChangeLog(kind=kind, resource_id=id_))
+        # A Core insert: the ORM unit of work costs more than the row itself.
+        self.s.connection().execute(_CHANGELOG_INSERT, {"kind": kind, "resource_id": id_})
         self.changes.append(Change(kind, id_, op))
+
+
+_CHANGELOG_INSERT = models.ChangeLog.__table__.insert()
 
 
 def run_write(runtime, fn: Callable[[Tx], Any], retries: int = 20) -> tuple[Any, Tx]:
@@ -174,7 +178,9 @@ class Handler:
         from controller.api import query
         stmt = self.scope(ctx, self.base_select())
         stmt = query.apply(self, s, ctx, stmt, q)
-        rows = s.execute(stmt).all()
+        # Core execution: these are column selects, the ORM's result machinery
+        # would only add per-row cost on big lists.
+        rows = s.connection().execute(stmt).all()
         return self.to_dicts(s, rows)
 
     def get_row(self, s, ctx, id_):
@@ -248,16 +254,22 @@ def attach_tags(s, dicts: list[dict]) -> None:
 BIG_LIST = 900
 
 
-def select_by_ids(s, key_col, cols, ids, order_by=()):
-    """Rows (key, *cols) whose key is in ids: an IN query for a page, one scan
-    of the table for big lists (a 10,000-item IN list costs more than the scan)."""
+def select_by_ids(s, key_col, cols, ids, order_by=(), where=()):
+    """Rows (key, *cols) whose key is in ids (and matching `where`): an IN
+    query for a page, one scan of the table for big lists (a 10,000-item IN
+    list costs more than the scan)."""
+    if not ids:
+        return []
     stmt = select(key_col, *cols)
+    if where:
+        stmt = stmt.where(*where)
     if order_by:
         stmt = stmt.order_by(*order_by)
+    conn = s.connection()
     if len(ids) <= BIG_LIST:
-        return s.execute(stmt.where(key_col.in_(ids))).all()
+        return conn.execute(stmt.where(key_col.in_(ids))).all()
     wanted = set(ids)
-    return [r for r in s.execute(stmt) if r[0] in wanted]
+    return [r for r in conn.execute(stmt) if r[0] in wanted]
 
 
 def bump(obj) -> None:

@@ -4,12 +4,24 @@ All writes go through `Database.write()`, a transaction that either commits
 whole or leaves nothing behind. On SQLite it starts with BEGIN IMMEDIATE
 (one writer at a time, no lock-upgrade deadlocks); on PostgreSQL it retries
 serialization failures and deadlocks.
+
+SQLite specifics (WAL mode):
+* `Database.read()` sessions start with a deferred BEGIN on an engine of
+  their own: a WAL reader sees a consistent snapshot and neither waits for nor
+  blocks the writer. (Reads used to take BEGIN IMMEDIATE too, so every GET,
+  change-log poll and OVSDB round queued for the write lock; under a stream of
+  API writes SQLite's busy handler - a sleep-and-poll loop, not a queue -
+  starved them past busy_timeout: "database is locked".)
+* Writers of this process queue on a Python lock before BEGIN IMMEDIATE, so
+  they are served in turn instead of polling SQLite's lock; busy_timeout
+  still covers writers in other processes.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import threading
 import time
 
 from sqlalchemy import create_engine, event
@@ -35,14 +47,28 @@ class Database:
                                                            "timeout": 30})
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
+            if path and path != ":memory:":
+                self.read_engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                                    "isolation_level": None,
+                                                                    "timeout": 30})
+                event.listen(self.read_engine, "connect", _sqlite_on_connect)
+                event.listen(self.read_engine, "begin", _sqlite_on_begin_deferred)
+            else:
+                self.read_engine = self.engine
+            # Re-entrant: a nested write() in the same thread must not deadlock here.
+            self._write_lock: threading.RLock | None = threading.RLock()
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.read_engine = self.engine
+            self._write_lock = None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextlib.contextmanager
     def read(self):
-        """A session for reading; nothing it does is committed."""
-        s: Session = self._sessions()
+        """A session for reading; nothing it does is committed (on SQLite it
+        cannot write at all: its transaction never takes the write lock)."""
+        s: Session = self._read_sessions()
         try:
             yield s
         finally:
@@ -52,6 +78,9 @@ class Database:
     @contextlib.contextmanager
     def write(self):
         """One transaction: commit on success, roll back on any exception."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
         s: Session = self._sessions()
         try:
             yield s
@@ -61,6 +90,8 @@ class Database:
             raise
         finally:
             s.close()
+            if lock is not None:
+                lock.release()
 
     def run_in_transaction(self, fn, *args, retries: int = 10, **kwargs):
         """Run fn(session, ...) in a write transaction, retrying on transient
@@ -88,6 +119,8 @@ class Database:
 
     def dispose(self):
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
 
 
 def _sqlite_on_connect(dbapi_conn, _record):
@@ -96,6 +129,10 @@ def _sqlite_on_connect(dbapi_conn, _record):
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # A bigger page cache (20 MB, default 2 MB) and in-memory sort space:
+    # big lists scan and sort whole tables.
+    cur.execute("PRAGMA cache_size=-20000")
+    cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
 
 
@@ -104,6 +141,11 @@ def _sqlite_on_begin(conn):
     # every transaction as IMMEDIATE so writers queue on the lock instead of
     # failing with "database is locked" when upgrading a read lock.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_on_begin_deferred(conn):
+    # Read sessions: a WAL snapshot that takes no lock (see the module docstring).
+    conn.exec_driver_sql("BEGIN")
 
 
 def _is_transient(e: Exception) -> bool:

@@ -4,7 +4,7 @@ makes a port ACTIVE once its flows are in place."""
 from __future__ import annotations
 
 import netaddr
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 
 from controller import ipam
 from controller.api import dhcp_port, errors
@@ -14,9 +14,10 @@ from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_kvp_lis
                                        validate_string, validate_tags, validate_uuid, ConvertError)
 from controller.api.context import Context
 from controller.api.registry import Extension
-from controller.api.resource import (Handler, Resource, bump, project_dict, select_by_ids,
-                                      standard_dict)
-from controller.api.resources.networks import delete_port_rows, network_target
+from controller.api.resource import (Handler, Resource, attach_tags, bump, fmt_time,
+                                      select_by_ids)
+from controller.api.resources.networks import RESOURCE as NETWORK_RESOURCE
+from controller.api.resources.networks import delete_port_rows
 from controller.db import models
 
 ADMIN = Context.admin()
@@ -55,6 +56,11 @@ ATTRIBUTES = {
     "tags": Attr(allow_post=True, default=[], validate=validate_tags),
 }
 _SIMPLE = ("name", "admin_state_up", "device_id", "device_owner", "description", "port_security_enabled")
+# Port columns as PortHandler.to_dicts unpacks them (allowed_address_pairs, a
+# JSON column, is read by its own hook only for ports that have pairs).
+_ROW_COLUMNS = ("id", "project_id", "network_id", "name", "mac_address", "admin_state_up", "status",
+                "device_id", "device_owner", "port_security_enabled", "host_id", "vif_type",
+                "description", "revision_number", "created_at", "updated_at")
 
 
 class PortHandler(Handler):
@@ -62,7 +68,7 @@ class PortHandler(Handler):
 
     def base_select(self):
         n = models.Network
-        cols = [c for c in models.Port.__table__.c if c.name != "allowed_address_pairs"]
+        cols = [models.Port.__table__.c[name] for name in _ROW_COLUMNS]
         return (select(*cols, n.project_id.label("net_project_id"),
                        n.shared.label("net_shared"), n.external.label("net_external"))
                 .join(n, n.id == models.Port.network_id))
@@ -92,24 +98,38 @@ class PortHandler(Handler):
             values = [convert_mac(v) for v in values]
         return super().filter(stmt, name, values)
 
-    def make_dict(self, r):
-        return {"id": r["id"], "name": r["name"], "network_id": r["network_id"],
-                "admin_state_up": r["admin_state_up"], "mac_address": r["mac_address"], "fixed_ips": [],
-                "device_id": r["device_id"], "device_owner": r["device_owner"], "status": r["status"],
-                **project_dict(r), "port_security_enabled": r["port_security_enabled"],
-                "binding:host_id": r["host_id"], "binding:vif_type": r["vif_type"],
-                "binding:vnic_type": "normal", **standard_dict(r),
-                "network:project_id": r["net_project_id"], "network:tenant_id": r["net_project_id"],
-                "network:shared": r["net_shared"], "network:router:external": r["net_external"]}
-
     def to_dicts(self, s, rows):
-        out = super().to_dicts(s, rows)
-        by_id = {d["id"]: d for d in out}
+        # The hot path of big lists: rows unpacked by position (the column
+        # order of base_select), no per-row mapping or helper dicts.
+        out, by_id = [], {}
+        times: dict = {}          # ports made together share timestamps: format each once
+        for (id_, project_id, network_id, name, mac, admin_state_up, status, device_id,
+             device_owner, psec, host_id, vif_type, description, revision, created_at,
+             updated_at, net_project_id, net_shared, net_external) in rows:
+            d = {"id": id_, "name": name, "network_id": network_id, "admin_state_up": admin_state_up,
+                 "mac_address": mac, "fixed_ips": [], "device_id": device_id,
+                 "device_owner": device_owner, "status": status, "project_id": project_id,
+                 "tenant_id": project_id, "port_security_enabled": psec,
+                 "binding:host_id": host_id, "binding:vif_type": vif_type,
+                 "binding:vnic_type": "normal", "description": description,
+                 "revision_number": revision,
+                 "created_at": times.get(created_at) or times.setdefault(created_at, fmt_time(created_at)),
+                 "updated_at": times.get(updated_at) or times.setdefault(updated_at, fmt_time(updated_at)),
+                 "tags": [],
+                 "network:project_id": net_project_id, "network:tenant_id": net_project_id,
+                 "network:shared": net_shared, "network:router:external": net_external}
+            out.append(d)
+            by_id[id_] = d
+        if not out:
+            return out
         ids = list(by_id)
         a = models.IPAllocation
         for pid, sid, ip in select_by_ids(s, a.port_id, [a.subnet_id, a.ip_address], ids,
                                           order_by=(a.port_id, a.ip_address)):
             by_id[pid]["fixed_ips"].append({"subnet_id": sid, "ip_address": ip})
+        attach_tags(s, out)
+        for hook in self.resource.hooks["dict"]:
+            hook(s, out)
         return out
 
     def count(self, s, project_id):
@@ -123,33 +143,61 @@ class PortHandler(Handler):
         t = dict(item)
         if "network:project_id" not in t:
             # Creating on a network the caller cannot see: 404 NetworkNotFound.
-            t.update(network_target(s, item["network_id"], ctx))
+            net = _network_facts(s, item["network_id"], ctx)
+            t.update({"network:project_id": net.project_id, "network:tenant_id": net.project_id,
+                      "network:shared": net.shared, "network:router:external": net.external})
         return t
 
     # --- writes ----------------------------------------------------------------
     def create(self, tx, ctx, body):
+        """The hot path of the API (one call per VM boot): Core statements on
+        the transaction's connection, the network read once (shared with the
+        policy check) and the answer built from what was written rather than
+        selected again. Modules that add port attributes fill them in their
+        "create" hook (security_groups.py does), as the "dict" hooks do not run here."""
         s = tx.s
-        net = s.get(models.Network, body["network_id"])
+        conn = s.connection()
+        net = _network_facts(s, body["network_id"])
+        net_id = net.id
         mac = body["mac_address"]
         if mac is ATTR_NOT_SPECIFIED:
-            mac = dhcp_port.new_mac(s, net.id, tx.cfg.get("DEFAULT.base_mac"))
-        elif dhcp_port.mac_in_use(s, net.id, mac):
-            raise errors.MacAddressInUse(net_id=net.id, mac=mac)
+            mac = dhcp_port.new_mac(s, net_id, tx.cfg.get("DEFAULT.base_mac"))
+        elif dhcp_port.mac_in_use(s, net_id, mac):
+            raise errors.MacAddressInUse(net_id=net_id, mac=mac)
         psec = body["port_security_enabled"]
-        port = models.Port(id=models.new_id(), project_id=body["project_id"], network_id=net.id,
-                           name=body["name"], mac_address=mac, admin_state_up=body["admin_state_up"],
-                           status="DOWN", device_id=body["device_id"], device_owner=body["device_owner"],
-                           port_security_enabled=net.port_security_enabled if psec is ATTR_NOT_SPECIFIED
-                           else psec, description=body["description"])
-        s.add(port)
-        s.flush()
-        for sid, ip in allocate(s, net.id, mac, body["fixed_ips"]):
-            s.add(models.IPAllocation(subnet_id=sid, ip_address=ip, port_id=port.id, network_id=net.id))
-        for t in sorted(set(body["tags"])):
-            s.add(models.Tag(resource_id=port.id, tag=t))
-        s.flush()
-        tx.changed("port", port.id, "create")
-        result = self.get(s, ADMIN, port.id)
+        if psec is ATTR_NOT_SPECIFIED:
+            psec = net.port_security_enabled
+        now = models.utcnow()
+        port_id = models.new_id()
+        conn.execute(_PORT_INSERT, {
+            "id": port_id, "project_id": body["project_id"], "network_id": net_id, "name": body["name"],
+            "mac_address": mac, "admin_state_up": body["admin_state_up"], "status": "DOWN",
+            "device_id": body["device_id"], "device_owner": body["device_owner"],
+            "port_security_enabled": psec, "allowed_address_pairs": [], "host_id": "",
+            "vif_type": "unbound", "description": body["description"], "revision_number": 0,
+            "created_at": now, "updated_at": now})
+        ips = allocate(s, net_id, mac, body["fixed_ips"])
+        if ips:
+            conn.execute(_IP_INSERT, [{"subnet_id": sid, "ip_address": ip, "port_id": port_id,
+                                       "network_id": net_id} for sid, ip in ips])
+        tags = sorted(set(body["tags"]))
+        if tags:
+            conn.execute(_TAG_INSERT, [{"resource_id": port_id, "tag": t} for t in tags])
+        tx.changed("port", port_id, "create")
+        stamp = fmt_time(now)
+        # What to_dicts would read back (fixed IPs in the same text order).
+        result = {"id": port_id, "name": body["name"], "network_id": net_id,
+                  "admin_state_up": body["admin_state_up"], "mac_address": mac,
+                  "fixed_ips": [{"subnet_id": sid, "ip_address": ip}
+                                for sid, ip in sorted(ips, key=lambda p: p[1])],
+                  "device_id": body["device_id"], "device_owner": body["device_owner"],
+                  "status": "DOWN", "project_id": body["project_id"],
+                  "tenant_id": body["project_id"], "port_security_enabled": psec,
+                  "binding:host_id": "", "binding:vif_type": "unbound",
+                  "binding:vnic_type": "normal", "description": body["description"],
+                  "revision_number": 0, "created_at": stamp, "updated_at": stamp, "tags": tags,
+                  "network:project_id": net.project_id, "network:tenant_id": net.project_id,
+                  "network:shared": net.shared, "network:router:external": net.external}
         self.run_hooks("create", tx, ctx, body, result)
         return result
 
@@ -181,6 +229,34 @@ class PortHandler(Handler):
         tx.changed("port", id_, "delete")
 
 
+_PORT_INSERT = models.Port.__table__.insert()
+_IP_INSERT = models.IPAllocation.__table__.insert()
+_TAG_INSERT = models.Tag.__table__.insert()
+
+
+_NETWORK_FACTS = select(models.Network.id, models.Network.project_id, models.Network.shared,
+                        models.Network.external, models.Network.port_security_enabled
+                        ).where(models.Network.id == bindparam("net"))
+
+
+def _network_facts(s, network_id: str, ctx=None):
+    """(id, project_id, shared, external, port_security_enabled) of a port's
+    network, or 404. With a ctx the caller must be able to see the network.
+    Kept in the session for the rest of the transaction: the policy check and
+    the create (and every item of a bulk create) share one read."""
+    cache = s.info.setdefault("port_networks", {})
+    row = cache.get(network_id)
+    if row is None or ctx is not None:
+        stmt = _NETWORK_FACTS
+        if ctx is not None and not ctx.is_admin:
+            stmt = NETWORK_RESOURCE.handler.scope(ctx, stmt)
+        row = s.connection().execute(stmt, {"net": network_id}).first()
+        if row is None:
+            raise errors.NetworkNotFound(net_id=network_id)
+        cache[network_id] = row
+    return row
+
+
 def _ip_text_or_same(v: str) -> str:
     ip = parse_ip(v)
     return str(ip) if ip is not None else v
@@ -188,12 +264,15 @@ def _ip_text_or_same(v: str) -> str:
 
 # --- fixed IPs ------------------------------------------------------------------------
 
+_SUBNETS_OF = (select(models.Subnet.id, models.Subnet.cidr, models.Subnet.ip_version,
+                      models.Subnet.allocation_pools, models.Subnet.ipv6_address_mode)
+               .where(models.Subnet.network_id == bindparam("net"))
+               .order_by(models.Subnet.created_at, models.Subnet.id))
+
+
 def _subnets_of(s, network_id: str) -> list[dict]:
-    return [dict(r._mapping) for r in s.execute(
-        select(models.Subnet.id, models.Subnet.cidr, models.Subnet.ip_version,
-               models.Subnet.allocation_pools, models.Subnet.ipv6_address_mode)
-        .where(models.Subnet.network_id == network_id)
-        .order_by(models.Subnet.created_at, models.Subnet.id))]
+    s.flush()       # Core below: pending ORM subnets must be visible
+    return [dict(r._mapping) for r in s.connection().execute(_SUBNETS_OF, {"net": network_id})]
 
 
 def allocate(s, network_id: str, mac: str, requested, keep: set | None = None) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ race-free. Rule validation itself is pure (controller/api/sg_rules.py).
 """
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Text, bindparam, cast, delete, or_, select
 
 from controller.api import errors, sg_rules
 from controller.api import l3_errors as l3
@@ -19,7 +19,7 @@ from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_to_bool
 from controller.api.context import Context
 from controller.api.registry import Extension
 from controller.api.resource import (Handler, Resource, bump, project_dict, run_write,
-                                     standard_dict)
+                                     select_by_ids, standard_dict)
 from controller.db import models
 
 ADMIN = Context.admin()
@@ -28,12 +28,17 @@ SG_KIND = "security_group"
 
 # --- the default group ---------------------------------------------------------------
 
+_DEFAULT_OF = select(models.DefaultSecurityGroup.security_group_id).where(
+    models.DefaultSecurityGroup.project_id == bindparam("project"))
+
+
 def ensure_default_group(tx, project_id: str) -> str:
     """The id of the project's default group, creating it (and its rules) if needed."""
     s = tx.s
-    row = s.get(models.DefaultSecurityGroup, project_id)
-    if row is not None:
-        return row.security_group_id
+    s.flush()
+    found = s.connection().execute(_DEFAULT_OF, {"project": project_id}).first()
+    if found is not None:
+        return found[0]
     sg = models.SecurityGroup(id=models.new_id(), project_id=project_id, name="default",
                               description="Default security group", is_default=True)
     s.add(sg)
@@ -352,32 +357,34 @@ def _filter_ports_by_group(stmt, values):
 
 
 def _port_dicts(s, dicts: list[dict]) -> None:
-    """dict hook: security_groups and allowed_address_pairs for ports, in batch."""
+    """dict hook: security_groups and allowed_address_pairs for ports, in batch.
+    Pairs are read (and JSON-decoded) only for the ports that have some."""
     by_id = {d["id"]: d for d in dicts}
     ids = list(by_id)
     for d in dicts:
         d["security_groups"] = []
         d["allowed_address_pairs"] = []
     p, b = models.Port, models.PortSecurityGroup
-    for i in range(0, len(ids), 900):
-        chunk = ids[i:i + 900]
-        for pid, sgid in s.execute(select(b.port_id, b.security_group_id)
-                                   .where(b.port_id.in_(chunk)).order_by(b.security_group_id)):
-            by_id[pid]["security_groups"].append(sgid)
-        for pid, mac, pairs in s.execute(select(p.id, p.mac_address, p.allowed_address_pairs)
-                                         .where(p.id.in_(chunk))):
-            by_id[pid]["allowed_address_pairs"] = [
-                {"ip_address": x["ip_address"], "mac_address": x.get("mac_address") or mac}
-                for x in pairs or []]
+    for pid, sgid in select_by_ids(s, b.port_id, [b.security_group_id], ids,
+                                   order_by=(b.port_id, b.security_group_id)):
+        by_id[pid]["security_groups"].append(sgid)
+    pairs_text = cast(p.allowed_address_pairs, Text)
+    for pid, pairs in select_by_ids(s, p.id, [p.allowed_address_pairs], ids,
+                                    where=(p.allowed_address_pairs.is_not(None),
+                                           pairs_text != "[]", pairs_text != "null")):
+        d = by_id[pid]
+        d["allowed_address_pairs"] = [
+            {"ip_address": x["ip_address"], "mac_address": x.get("mac_address") or d["mac_address"]}
+            for x in pairs or []]
 
 
-def _resolve_groups(tx, ctx, port: models.Port, requested) -> list[str]:
+def _resolve_groups(tx, ctx, port: dict, requested) -> list[str]:
     """The groups a port gets: those requested (each must be the port
     project's), else the project default for ordinary ports."""
     if requested is ATTR_NOT_SPECIFIED:
-        if not port.port_security_enabled or port.device_owner.startswith("network:"):
+        if not port["port_security_enabled"] or port["device_owner"].startswith("network:"):
             return []
-        return [ensure_default_group(tx, port.project_id)]
+        return [ensure_default_group(tx, port["project_id"])]
     for gid in requested:
         stmt = select(models.SecurityGroup.id).where(models.SecurityGroup.id == gid)
         if not ctx.is_admin:
@@ -387,43 +394,51 @@ def _resolve_groups(tx, ctx, port: models.Port, requested) -> list[str]:
     return list(requested)
 
 
-def _set_groups(tx, port_id: str, group_ids: list[str]) -> None:
+_BINDING_INSERT = models.PortSecurityGroup.__table__.insert()
+
+
+def _set_groups(tx, port_id: str, group_ids: list[str], creating: bool) -> None:
     b = models.PortSecurityGroup
-    tx.s.execute(delete(b).where(b.port_id == port_id))
-    for gid in sorted(set(group_ids)):
-        tx.s.add(b(port_id=port_id, security_group_id=gid))
-    tx.s.flush()
+    conn = tx.s.connection()
+    if not creating:
+        conn.execute(delete(b).where(b.port_id == port_id))
+    if group_ids:
+        conn.execute(_BINDING_INSERT, [{"port_id": port_id, "security_group_id": gid}
+                                       for gid in sorted(set(group_ids))])
 
 
 def _port_after_write(tx, ctx, body, result, creating: bool) -> None:
-    port = tx.s.get(models.Port, result["id"])
+    """Works from the port's result dict (the handler's answer, which on update
+    carries the stored groups and pairs): no ORM load of the port."""
     groups_given = body.get("security_groups", ATTR_NOT_SPECIFIED)
     pairs_given = body.get("allowed_address_pairs", ATTR_NOT_SPECIFIED)
     if creating:
-        groups = _resolve_groups(tx, ctx, port, groups_given)
+        groups = _resolve_groups(tx, ctx, result, groups_given)
     elif groups_given is not ATTR_NOT_SPECIFIED:
-        groups = _resolve_groups(tx, ctx, port, groups_given)
+        groups = _resolve_groups(tx, ctx, result, groups_given)
     else:
         groups = result.get("security_groups", [])
     pairs = (pairs_given if pairs_given is not ATTR_NOT_SPECIFIED
-             else list(port.allowed_address_pairs or []))
-    if not port.port_security_enabled:
+             else list(result.get("allowed_address_pairs") or []))
+    if not result["port_security_enabled"]:
         if groups:
             if creating or groups_given is not ATTR_NOT_SPECIFIED:
                 raise l3.PortSecurityAndIPRequiredForSecurityGroups()
             raise l3.PortSecurityPortHasSecurityGroup()
         if pairs:
             raise l3.AddressPairAndPortSecurityRequired()
-    if groups and not port.fixed_ips and groups_given is not ATTR_NOT_SPECIFIED:
+    if groups and not result["fixed_ips"] and groups_given is not ATTR_NOT_SPECIFIED:
         raise l3.PortSecurityAndIPRequiredForSecurityGroups()
     if creating or groups_given is not ATTR_NOT_SPECIFIED:
-        _set_groups(tx, port.id, groups)
+        _set_groups(tx, result["id"], groups, creating)
     if pairs_given is not ATTR_NOT_SPECIFIED:
-        port.allowed_address_pairs = pairs
-        tx.s.flush()
+        p = models.Port
+        tx.s.connection().execute(p.__table__.update().where(p.id == result["id"])
+                                  .values(allowed_address_pairs=pairs))
+    mac = result["mac_address"]
     result["security_groups"] = sorted(set(groups))
     result["allowed_address_pairs"] = [
-        {"ip_address": x["ip_address"], "mac_address": x.get("mac_address") or port.mac_address}
+        {"ip_address": x["ip_address"], "mac_address": x.get("mac_address") or mac}
         for x in pairs]
 
 

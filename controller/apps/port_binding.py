@@ -167,7 +167,8 @@ def sync(s, node: NodeInfo, vifs: dict[str, Vif], plugged: list[Vif] | None = No
     for vif in candidates:
         port = ports.get(vif.iface)
         if port is None:
-            result.waiting[vif.iface] = vif.port_id or f"{vif.id_prefix()}*"
+            if vif.port_id or vif.id_prefix():    # (patch ports and the like never will be)
+                result.waiting[vif.iface] = vif.port_id or f"{vif.id_prefix()}*"
         elif accepted.get(port.id) is not vif:
             reason = refusal(port, vif, node) or "another interface carries this port"
             result.refused[vif.iface] = (port.id, f"port {port.id}: {reason}")

@@ -28,6 +28,7 @@ import ipaddress
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, Meter, match
+from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable
 from controller.flows.world import NodeInfo, PortInfo, World
 
@@ -85,6 +86,7 @@ def server_addresses(world: World, server: PortInfo) -> list[str]:
     return sorted(out)
 
 
+@per_object      # per port: unchanged ports cost a lookup (flows/memo.py)
 def punt_dhcp(p: PortInfo, rate: int) -> list:
     c = cookies.cookie("port", p.id)
     dhcp = dict(eth_type=ETH_IP, ip_proto=17, udp_src=68, udp_dst=67)

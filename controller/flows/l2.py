@@ -41,9 +41,7 @@ def compile_l2(world: World, node: NodeInfo) -> list[Flow]:
         out += provision_local_vlan(node, net, vlan)
         for p in local:
             if p.admin_state_up:
-                out += classify_vm_port(p, vlan)
-                out += port_security(p)
-                out += deliver_to_port(p, vlan)
+                out += port_flows(p, vlan)
             else:
                 out.append(deliver_nothing_to(p, vlan))
         out += install_flood(node, net, vlan, [p for p in local if p.admin_state_up])
@@ -52,7 +50,12 @@ def compile_l2(world: World, node: NodeInfo) -> list[Flow]:
 
 # --- per port ---------------------------------------------------------------
 
-@per_object      # per port: unchanged ports cost a lookup (memo.py)
+@per_object      # per port: an unchanged port costs one lookup (flows/memo.py)
+def port_flows(p: PortInfo, vlan: int) -> list[Flow]:
+    """Everything of an admin-up VM port on br-int."""
+    return classify_vm_port(p, vlan) + port_security(p) + deliver_to_port(p, vlan)
+
+
 def classify_vm_port(p: PortInfo, vlan: int) -> list[Flow]:
     """Untagged frames from the VM enter its network; tagged ones drop (no
     VLAN hopping into a trunk)."""
@@ -62,7 +65,6 @@ def classify_vm_port(p: PortInfo, vlan: int) -> list[Flow]:
                   ("goto", int(T.PORT_SECURITY))), _c(p))]
 
 
-@per_object      # per port: unchanged ports cost a lookup (memo.py)
 def port_security(p: PortInfo) -> list[Flow]:
     nxt = (("goto", int(T.ARP_RESPONDER)),)
     c = _c(p)
@@ -96,7 +98,6 @@ def port_security(p: PortInfo) -> list[Flow]:
     return _dedupe(flows)
 
 
-@per_object      # per port: unchanged ports cost a lookup (memo.py)
 def deliver_to_port(p: PortInfo, vlan: int) -> list[Flow]:
     """L2_LOOKUP: the port's MAC(s) on its network -> reg7; OUTPUT: reg7 -> the port."""
     c = _c(p)

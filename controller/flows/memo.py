@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import functools
 
-MAX_ENTRIES = 200_000      # then start over (a full reload replaces every object anyway)
+# Then start over: entries of replaced objects are never looked up again, and
+# a full reload replaces every object anyway (~2 KB of flows an entry).
+MAX_ENTRIES = 50_000
 
 
 def per_object(fn):

@@ -35,6 +35,7 @@ from __future__ import annotations
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
+from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable
 from controller.flows.world import NodeInfo, PortInfo, World
 from controller.proxy.addresses import address_of, primary_ipv4, wants_metadata
@@ -80,6 +81,7 @@ def source_mac(index: int) -> str:
     return SOURCE_MAC_PREFIX + "".join(f":{x:02x}" for x in b)
 
 
+@per_object      # per port: unchanged ports cost a lookup (flows/memo.py)
 def redirect_port(p: PortInfo, index: int, s: MetadataSettings) -> list[Flow]:
     c = cookies.cookie("metadata", p.id)
     fixed_ip = primary_ipv4(ip for _s, ip in p.fixed_ips)

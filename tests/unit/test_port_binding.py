@@ -87,6 +87,12 @@ def test_unknown_port_is_waited_for(db):
     assert sync(db, HV1, [v]).waiting == {v.iface: v.port_id}
 
 
+def test_interfaces_that_can_never_be_bound_are_not_waited_for(db):
+    # No iface-id, no tap name: waiting for them made the monitor re-read the
+    # whole node every 5 s.
+    assert sync(db, HV1, [Vif("patch-tun", 1)]).waiting == {}
+
+
 def test_tap_name_fallback(db):
     v = vif(P2, MAC2, with_id=False)
     assert sync(db, HV1, [v]).changed == [P2]

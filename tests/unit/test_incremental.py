@@ -1,0 +1,184 @@
+"""The reconciler's incremental path gives what the full path gives: the
+NodeCompiler's desired flows equal compile_node's after any sequence of port
+changes, and applying only the changed keys to a switch's model leaves it
+equal to a full diff's result; refresh_ports equals a whole reload."""
+import dataclasses
+import uuid
+
+import pytest
+
+from controller.apps.reconciler import SwitchState, _Job
+from controller.flows import tables as t
+from controller.flows.compiler import COMPILERS, NodeCompiler, compile_node
+from controller.flows.flow import Flow, match
+from controller.flows.world import World
+from tests.unit.fakeoftable import make_world
+from tests.unit.test_flows_l2 import net, node, port
+
+H1, H2 = node("inc-h1", "192.0.2.1"), node("inc-h2", "192.0.2.2")
+N1 = net("inc-n1", seg=301)
+N2 = net("inc-n2", "vlan", seg=302, physnet="physnet1")
+
+
+def world_of(ports):
+    return make_world([H1, H2], [N1, N2], ports)
+
+
+def base_ports():
+    out = []
+    for i in range(6):
+        out.append(port(N1 if i % 2 else N2, H1 if i < 4 else H2, 10 + i,
+                        f"fa:16:3e:00:01:{i:02x}", f"10.1.0.{10 + i}"))
+    return out
+
+
+def keep_objects(old: World, new: World) -> World:
+    """What refresh_ports does: objects of unchanged ports are kept."""
+    ports = {pid: (old.ports[pid] if old.ports.get(pid) == p else p) for pid, p in new.ports.items()}
+    return dataclasses.replace(new, ports=ports)
+
+
+def switch(bridge, installed):
+    return SwitchState(dp=None, dpid=1, address="test", bridge=bridge, installed=dict(installed))
+
+
+def by_bridge(flows, bridge):
+    return {f.key: f for f in flows if f.bridge == bridge}
+
+
+def steps():
+    ps = base_ports()
+    yield ps
+    moved = dataclasses.replace(ps[1], ofport=99)                      # re-plugged
+    yield [moved if p is ps[1] else p for p in ps]
+    down = dataclasses.replace(moved, admin_state_up=False)             # admin down
+    yield [down if p is ps[1] else p for p in ps]
+    extra = port(N1, H1, 40, "fa:16:3e:00:02:01", "10.1.0.40",
+                 allowed_address_pairs=(("10.1.0.41", "fa:16:3e:00:02:02"),))
+    yield [down if p is ps[1] else p for p in ps] + [extra]            # a new port
+    yield [p for p in ps if p is not ps[0]] + [extra]                  # one deleted
+    yield [dataclasses.replace(p, node_id=None, ofport=None) if p.node_id == H2.id else p
+           for p in ps] + [extra]                                      # H2 unplugged
+
+
+def test_incremental_compile_and_diff_equal_the_full_ones():
+    nc = NodeCompiler()
+    model = {b: {} for b, _ in H1.bridges}
+    world = None
+    for ports in steps():
+        new = world_of(ports)
+        world = keep_objects(world, new) if world else new
+        before = nc.generation
+        compiled, changed = nc.update(world, H1)
+        full = compile_node(world, H1)
+        assert {f.key: f for f in full.flows} == nc.desired
+        for bridge in model:
+            sw = switch(bridge, model[bridge])
+            sw.synced = (nc, before)
+            job = _Job(sw, nc, True, changed)
+            job.plan()
+            job.apply_to_model()
+            assert sw.installed == by_bridge(full.flows, bridge), bridge
+            # nothing left for a full diff to do
+            check = _Job(switch(bridge, sw.installed), nc, True, None)
+            check.plan()
+            assert check.nothing_to_do
+            model[bridge] = sw.installed
+    assert nc.full_rebuilds == 1       # only the first round compared everything
+
+
+def test_unchanged_world_changes_only_unmemoized_flows():
+    world = world_of(base_ports())
+    nc = NodeCompiler()
+    nc.update(world, H1)
+    _, changed = nc.update(dataclasses.replace(world, ports=dict(world.ports)), H1)
+    # Only flows rebuilt every round (skeleton, per-network) are re-offered; no port flows.
+    port_flows = {f.key for f in compile_node(world, H1).flows
+                  if f.match and dict(f.match).get("in_port") in {p.ofport for p in world.ports_on(H1.id)}}
+    assert changed is not None and not changed & port_flows
+
+
+def test_a_key_clash_falls_back_to_first_wins():
+    clash = Flow("br-int", int(t.IntTable.CLASSIFY), t.PRIO_MISS, (), (("goto", 99),), 1)
+
+    def compile_clash(world, node):
+        return [clash] if len(world.ports) > 6 else []
+
+    compilers = COMPILERS + [compile_clash]
+    nc = NodeCompiler(compilers)
+    world = world_of(base_ports())
+    nc.update(world, H1)
+    extra = port(N1, H1, 40, "fa:16:3e:00:02:01", "10.1.0.40")
+    w2 = dataclasses.replace(world, ports={**world.ports, extra.id: extra})
+    compiled, changed = nc.update(w2, H1)
+    assert changed is None             # compare everything this round
+    assert nc.desired == {f.key: f for f in compile_node(w2, H1, compilers).flows}
+    assert nc.desired[clash.key] != clash          # the pipeline's miss flow came first
+    _, changed = nc.update(world, H1)              # the clash goes away
+    assert nc.desired == {f.key: f for f in compile_node(world, H1, compilers).flows}
+
+
+def test_a_failing_compiler_makes_the_result_incomplete():
+    def broken(world, node):
+        raise RuntimeError("bug")
+
+    nc = NodeCompiler(COMPILERS + [broken])
+    world = world_of(base_ports())
+    compiled, changed = nc.update(world, H1)
+    assert not compiled.complete and changed is None
+    job = _Job(switch("br-int", {}), nc, compiled.complete, changed)
+    assert job.synced_to is None       # the next round diffs everything again
+
+
+# --- the snapshot ------------------------------------------------------------
+
+@pytest.fixture
+def db(tmp_path):
+    from controller.db.session import Database
+    d = Database(f"sqlite:///{tmp_path}/world.db")
+    d.upgrade()
+    yield d
+    d.dispose()
+
+
+def test_refresh_ports_equals_a_whole_reload(db):
+    from controller.db import models as m
+    from controller.flows.snapshot import (allocate, allocation_needed, load_world, read_session,
+                                           refresh_ports)
+    with db.write() as s:
+        s.add(m.Node(id=str(uuid.uuid4()), hostname="hv-a", role="compute", tunnel_ip="192.0.2.9",
+                     tunnel_type="gre", bridges={"br-int": 1, "br-tun": 2}))
+        n = m.Network(id=str(uuid.uuid4()), project_id="p", name="n", network_type="gre",
+                      segmentation_id=7, mtu=1450, admin_state_up=True)
+        s.add(n)
+        s.flush()
+        sub = m.Subnet(id=str(uuid.uuid4()), project_id="p", network_id=n.id, ip_version=4,
+                       cidr="10.9.0.0/24", enable_dhcp=False)
+        s.add(sub)
+        s.flush()
+        ids = []
+        for i in range(3):
+            p = m.Port(id=str(uuid.uuid4()), project_id="p", network_id=n.id,
+                       mac_address=f"fa:16:3e:00:09:{i:02x}")
+            s.add(p)
+            s.flush()
+            s.add(m.IPAllocation(subnet_id=sub.id, ip_address=f"10.9.0.{i + 5}", port_id=p.id,
+                                 network_id=n.id))
+            ids.append(p.id)
+    with read_session(db) as s:
+        world = load_world(s, allocate=False)
+    with db.write() as s:                 # bind one port, delete another
+        s.get(m.Port, ids[0]).host_id = "hv-a"
+        s.get(m.Port, ids[0]).ofport = 5
+        s.get(m.Port, ids[0]).vif_type = "ovs"
+        s.delete(s.get(m.Port, ids[2]))
+    with read_session(db) as s:
+        fresh = refresh_ports(s, world, {ids[0], ids[2]})
+        whole = load_world(s, allocate=False)
+    assert fresh == whole
+    assert fresh.ports[ids[1]] is world.ports[ids[1]]      # untouched objects kept
+    assert allocation_needed(fresh, {ids[0]})               # the first port of n on hv-a
+    fresh = db.run_in_transaction(allocate, fresh)
+    with db.write() as s:
+        assert fresh == load_world(s)
+    assert not allocation_needed(fresh, {ids[0]})

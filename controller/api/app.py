@@ -78,7 +78,8 @@ def _http(status: int, body, headers=None) -> FlaskResponse:
         resp = FlaskResponse(status=status)
         resp.headers.pop("Content-Type", None)
     else:
-        resp = FlaskResponse(dumps(body), status=status, content_type="application/json")
+        data = body if isinstance(body, bytes) else dumps(body)     # bytes: JSON made already
+        resp = FlaskResponse(data, status=status, content_type="application/json")
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp

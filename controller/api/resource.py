@@ -78,6 +78,10 @@ class Resource:
         default_factory=lambda: {"dict": [], "create": [], "update": [], "delete": []})
     # filters for attributes other modules add: name -> fn(stmt, values) -> stmt
     filters: dict[str, Callable] = field(default_factory=dict)
+    # SQL for attributes other modules add, for handlers whose list_json has
+    # the database write the JSON: name -> fn(dialect name) -> SQL expression
+    # of the attribute's JSON (None: not on that database)
+    json_sql: dict[str, Callable] = field(default_factory=dict)
 
     def __post_init__(self):
         self.handler.resource = self
@@ -182,6 +186,11 @@ class Handler:
         # would only add per-row cost on big lists.
         rows = s.connection().execute(stmt).all()
         return self.to_dicts(s, rows)
+
+    def list_json(self, s, ctx, q, keys: list[str]) -> list[str] | None:
+        """Optional fast path for big lists: each item as JSON text with exactly
+        `keys`, written by the database; None when not supported (the default)."""
+        return None
 
     def get_row(self, s, ctx, id_):
         stmt = self.scope(ctx, self.base_select()).where(self.model.id == id_)

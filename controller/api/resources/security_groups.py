@@ -8,7 +8,7 @@ race-free. Rule validation itself is pure (controller/api/sg_rules.py).
 """
 from __future__ import annotations
 
-from sqlalchemy import Text, bindparam, cast, delete, or_, select
+from sqlalchemy import Text, bindparam, cast, delete, func, or_, select
 
 from controller.api import errors, sg_rules
 from controller.api import l3_errors as l3
@@ -378,6 +378,28 @@ def _port_dicts(s, dicts: list[dict]) -> None:
             for x in pairs or []]
 
 
+def _port_groups_sql(dialect):
+    if dialect != "sqlite":
+        return None
+    from controller.api.resources.ports import json_array
+    b = models.PortSecurityGroup
+    return json_array(select(b.security_group_id).where(b.port_id == models.Port.id)
+                      .order_by(b.security_group_id))
+
+
+def _port_pairs_sql(dialect):
+    """The pairs as _port_dicts gives them (the port's MAC when a pair has none)."""
+    if dialect != "sqlite":
+        return None
+    from controller.api.resources.ports import json_array
+    p = models.Port
+    e = func.json_each(p.allowed_address_pairs).table_valued("value", "type", "id").alias("pair")
+    mac = func.coalesce(func.nullif(func.json_extract(e.c.value, "$.mac_address"), ""), p.mac_address)
+    return json_array(select(func.json_extract(e.c.value, "$.ip_address").label("ip"), mac.label("mac"))
+                      .select_from(e).where(e.c.type == "object").order_by(e.c.id),
+                      lambda c: func.json_object("ip_address", c.ip, "mac_address", c.mac))
+
+
 def _resolve_groups(tx, ctx, port: dict, requested) -> list[str]:
     """The groups a port gets: those requested (each must be the port
     project's), else the project default for ordinary ports."""
@@ -486,6 +508,8 @@ def setup(resources: dict) -> None:
     ports.extend(PORT_ATTRIBUTES)
     ports.hooks["dict"].append(_port_dicts)
     ports.filters["security_groups"] = _filter_ports_by_group
+    ports.json_sql["security_groups"] = _port_groups_sql
+    ports.json_sql["allowed_address_pairs"] = _port_pairs_sql
     ports.hooks["create"].append(lambda tx, ctx, body, result:
                                  _port_after_write(tx, ctx, body, result, True))
     ports.hooks["update"].append(lambda tx, ctx, body, result:

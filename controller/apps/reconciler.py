@@ -735,21 +735,20 @@ class Reconciler(app_manager.OSKenApp):
 
         def txn(s):
             own_revisions.clear()          # a retried transaction starts over
-            q = select(m.Port.id, m.Port.status)
+            pt, log = m.Port.__table__, m.ChangeLog.__table__
+            q = select(pt.c.id, pt.c.status)
             if candidates is not None:
-                q = q.where(m.Port.id.in_(sorted(wants)))
+                q = q.where(pt.c.id.in_(sorted(wants)))
             changed = []
             for pid, status in s.execute(q).all():
                 want = wants.get(pid)
                 if want is not None and status != want:
-                    s.execute(update(m.Port).where(m.Port.id == pid).values(
-                        status=want, revision_number=func.coalesce(m.Port.revision_number, 0) + 1))
+                    s.execute(update(pt).where(pt.c.id == pid).values(
+                        status=want, revision_number=func.coalesce(pt.c.revision_number, 0) + 1))
                     changed.append(pid)
-            logs = [m.ChangeLog(kind="port", resource_id=pid) for pid in changed]
-            if logs:
-                s.add_all(logs)
-                s.flush()
-                own_revisions.update(log.revision for log in logs)
+            for pid in changed:
+                r = s.execute(log.insert().values(kind="port", resource_id=pid))
+                own_revisions.add(r.inserted_primary_key[0])
             return changed
 
         pending: set[str] = set()

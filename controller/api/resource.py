@@ -188,8 +188,9 @@ class Handler:
         return self.to_dicts(s, rows)
 
     def list_json(self, s, ctx, q, keys: list[str]) -> list[str] | None:
-        """Optional fast path for big lists: each item as JSON text with exactly
-        `keys`, written by the database; None when not supported (the default)."""
+        """Optional fast path for big lists: the items as JSON texts with exactly
+        `keys`, written by the database (a text may hold several items joined
+        by commas); None when not supported (the default)."""
         return None
 
     def get_row(self, s, ctx, id_):

@@ -147,8 +147,13 @@ class PortHandler(Handler):
             return None
         from controller.api import query
         stmt = query.apply(self, s, ctx, self.scope(ctx, self.base_select()), q)
-        obj = func.json_object(*[x for k in keys for x in (literal(k), sql[k])])
-        return s.connection().execute(stmt.with_only_columns(obj)).scalars().all()
+        obj = func.json_object(*[x for k in keys for x in (literal(k), sql[k])]).label("item")
+        # All items joined into one text by the database, in the list's order:
+        # one row to fetch instead of 10,000 (each fetched row releases and
+        # retakes the GIL, and a busy reconciler thread makes each retake wait).
+        rows = stmt.with_only_columns(obj).subquery()
+        text = s.connection().execute(select(func.group_concat(rows.c.item, ","))).scalar()
+        return [text] if text else []
 
     def count(self, s, project_id):
         # The DHCP port is infrastructure: it does not use the project's quota.

@@ -79,8 +79,10 @@ class Database:
     def write(self):
         """One transaction: commit on success, roll back on any exception."""
         lock = self._write_lock
-        if lock is not None:
-            lock.acquire()
+        # Bounded like busy_timeout: a stuck writer makes the others fail on
+        # SQLite's lock after a while rather than hang here for ever.
+        if lock is not None and not lock.acquire(timeout=30):
+            lock = None
         s: Session = self._sessions()
         try:
             yield s

@@ -10,8 +10,10 @@ replaced upstream router is noticed), every RETRY_S while some MAC is still
 unknown, and at once when a gateway node connects or a router changes.
 
 It also answers ICMP time exceeded, from the router's address on the
-sender's subnet, for the packets a routing flow's dec_ttl hands to the
-controller (`invalid_ttl` packet-ins carrying the router's cookie).
+sender's subnet, for the TTL 0/1 packets the routing flows punt to the
+controller with the router's cookie (controller/flows/l3.py punt_expiring;
+an `invalid_ttl` packet-in from dec_ttl is answered the same way). The
+answer is built by `time_exceeded_reply` (pure, unit-tested).
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ class L3Arp(app_manager.OSKenApp):
         self.rt = Runtime.current()
         self.datapaths: dict[int, object] = {}
         self.requests_sent = 0
+        self.time_exceeded_sent = 0
         self._world: World | None = None
         self._wake = threading.Event()
         self._stopping = False
@@ -111,29 +114,19 @@ class L3Arp(app_manager.OSKenApp):
             self.rt.bus.publish([Change("router", rid, "update") for rid in changed])
 
     def time_exceeded(self, msg, pkt, router_prefix: str) -> None:
-        """ICMP time exceeded back to the sender (a VM port on this switch)."""
-        world, in_port = self._world, msg.match.get("in_port")
-        eth, ip = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4)
-        if world is None or in_port is None or in_port >= t.INT_PATCH_TUN_OFPORT:
+        """ICMP time exceeded back to the sender, a VM port on this switch,
+        for a packet a TTL punt flow (controller/flows/l3.py punt_expiring)
+        or an `invalid_ttl` packet-in handed over."""
+        in_port = msg.match.get("in_port")
+        if in_port is None or in_port >= t.INT_PATCH_TUN_OFPORT:
+            return                       # from another host or the outside: not our sender
+        data = time_exceeded_reply(self._world, router_prefix, bytes(msg.data))
+        if data is None:
             return
-        inner = pkt.get_protocol(icmp.icmp)
-        if inner is not None and inner.type not in (icmp.ICMP_ECHO_REPLY, icmp.ICMP_ECHO_REQUEST):
-            return                       # never an ICMP error about an ICMP error
-        src = next((i.ip for r in world.routers.values() if r.id.startswith(router_prefix)
-                    for i in r.interfaces
-                    if ipaddress.ip_address(ip.src) in ipaddress.ip_network(i.cidr)), None)
-        if src is None:
-            return
-        original = msg.data[14:14 + ip.header_length * 4 + 8]     # VM frames are untagged
-        out = packet.Packet()
-        out.add_protocol(ethernet.ethernet(dst=eth.src, src=eth.dst, ethertype=ether.ETH_TYPE_IP))
-        out.add_protocol(ipv4.ipv4(src=src, dst=ip.src, proto=1, ttl=64))
-        out.add_protocol(icmp.icmp(type_=icmp.ICMP_TIME_EXCEEDED, code=0, csum=0,
-                                   data=icmp.TimeExceeded(data_len=len(original), data=original)))
-        out.serialize()
         dp = msg.datapath
         dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-                                        actions=[parser.OFPActionOutput(in_port)], data=out.data))
+                                        actions=[parser.OFPActionOutput(in_port)], data=data))
+        self.time_exceeded_sent += 1
 
     # --- resolving -----------------------------------------------------------------
 
@@ -185,3 +178,42 @@ class L3Arp(app_manager.OSKenApp):
         dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
                                         actions=actions, data=pkt.data))
         self.requests_sent += 1
+
+
+def time_exceeded_reply(world: World | None, router_prefix: str, frame: bytes) -> bytes | None:
+    """The ICMP time exceeded (RFC 792) frame answering `frame`, an untagged
+    IPv4 frame a VM sent to the router whose cookie prefix is
+    `router_prefix`, from that router's address on the sender's subnet;
+    None when there is nothing to answer. Whatever the flow did to the frame
+    before punting it, the router is told by its cookie and the sender's
+    subnet, and the MACs by the router interface on that subnet."""
+    if world is None:
+        return None
+    pkt = packet.Packet(frame)
+    eth, ip = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4)
+    if eth is None or ip is None or eth.ethertype != ether.ETH_TYPE_IP or ip.offset:
+        return None                      # only about first fragments
+    inner = pkt.get_protocol(icmp.icmp)
+    if ip.proto == 1 and (inner is None or inner.type not in (icmp.ICMP_ECHO_REPLY,
+                                                              icmp.ICMP_ECHO_REQUEST)):
+        return None                      # never an ICMP error about an ICMP error
+    sender = ipaddress.ip_address(ip.src)
+    iface = next((i for r in world.routers.values() if r.id.startswith(router_prefix)
+                  and r.admin_state_up for i in r.interfaces
+                  if sender in ipaddress.ip_network(i.cidr)), None)
+    if iface is None:
+        return None
+    vm_mac = eth.src if eth.dst == iface.mac else None
+    if vm_mac is None:                   # MACs already rewritten (dec_ttl's invalid_ttl)
+        vm_mac = next((p.mac for p in world.ports_of_network(iface.network_id)
+                       if any(a == ip.src for _s, a in p.fixed_ips)), None)
+    if vm_mac is None:
+        return None
+    original = frame[14:14 + ip.header_length * 4 + 8]      # the header + 8 bytes (RFC 792)
+    out = packet.Packet()
+    out.add_protocol(ethernet.ethernet(dst=vm_mac, src=iface.mac, ethertype=ether.ETH_TYPE_IP))
+    out.add_protocol(ipv4.ipv4(src=iface.ip, dst=ip.src, proto=1, ttl=64))
+    out.add_protocol(icmp.icmp(type_=icmp.ICMP_TIME_EXCEEDED, code=0, csum=0,
+                               data=icmp.TimeExceeded(data_len=0, data=original)))
+    out.serialize()
+    return bytes(out.data)

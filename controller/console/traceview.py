@@ -66,7 +66,7 @@ def build_packet(world, req: TraceRequest) -> TraceResult:
                "arp_tpa": dst_ip}
     else:
         pkt = {"eth_src": src.mac, "eth_dst": holder.mac, "eth_type": 0x0800,
-               "ip_proto": PROTOCOLS[protocol], "ipv4_src": src_ip, "ipv4_dst": dst_ip, "ip_ttl": 64}
+               "ip_proto": PROTOCOLS[protocol], "ipv4_src": src_ip, "ipv4_dst": dst_ip, "nw_ttl": 64}
         if protocol == "icmp":
             pkt.update(icmpv4_type=8, icmpv4_code=0)
         else:

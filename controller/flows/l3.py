@@ -22,12 +22,16 @@ is also its conntrack zone on the gateway node, World.router_zone):
 The gateway node also takes R's MAC in from N's uplink (CLASSIFY, priority
 110 over L2's classify) into L3: frames other hosts send there for NAT.
 
-dec_ttl stops a packet whose TTL runs out: it is never forwarded. OVS hands
-such packets to the controller only as `invalid_ttl` packet-ins where its
-asynchronous configuration asks for them; controller/apps/l3_arp.py answers
-those with ICMP time exceeded. (A punt flow matching nw_ttl would make it
-certain, but os-ken serialises the NXM nw_ttl before its eth_type
-prerequisite and OVS refuses the flow: OFPBMC_BAD_PREREQ.)
+TTL expiry: a packet R would route with TTL 0 or 1 is punted instead
+(L3_ROUTE, reg6=R, ip, nw_ttl=0|1, priority 300 above every route -> meter
+TTL_METER_ID, CONTROLLER with R's cookie), on the host where it entered, so
+it is never forwarded and controller/apps/l3_arp.py answers ICMP time
+exceeded from R's address on the sender's subnet. The meter (one per node,
+TTL_PUNT_RATE packets/s) keeps a VM sending TTL-1 floods from loading the
+controller; what it drops is dropped. dec_ttl in the routes stays as the
+backstop. (The nw_ttl match is a Nicira field: controller/flows/ofwire.py
+puts it after its eth_type prerequisite on the wire, else OVS refuses the
+flow with OFPBMC_BAD_PREREQ.)
 
 Source MAC on physical (flat/VLAN) networks: routed frames leave several hosts
 at once; with R's MAC as source the physical switches would see it flap
@@ -45,7 +49,7 @@ import ipaddress
 
 from controller.flows import cookies
 from controller.flows import tables as t
-from controller.flows.flow import Flow, match
+from controller.flows.flow import Flow, Meter, match
 from controller.flows.uplink import PHYSICAL_TYPES, TUNNEL_TYPES, is_usable, tagged, uplink_of
 from controller.flows.world import NodeInfo, PortInfo, RouterInfo, RouterInterface, World
 
@@ -55,6 +59,12 @@ PRIO_PORT = 200          # a host route to a known port
 PRIO_SUBNET = 100        # + prefix length: longest prefix first
 PRIO_DEFAULT_ROUTE = 1
 PRIO_CLASSIFY_ROUTER = t.PRIO_DEFAULT + 10   # above L2's classify of the uplink
+PRIO_TTL = 300           # above every route: expiring packets are never routed
+# One meter per node for the TTL punts. DHCP's meters are numbered by ofport
+# (< 0xff00), so an id above that range never meets one.
+TTL_METER_ID = 0x10000
+TTL_PUNT_RATE = 20       # packets/s to the controller, per node
+NO_BUFFER = 0xFFFF       # OFPCML_NO_BUFFER: the whole packet
 
 
 def compile_l3(world: World, node: NodeInfo) -> list[Flow]:
@@ -62,9 +72,14 @@ def compile_l3(world: World, node: NodeInfo) -> list[Flow]:
         return []
     out: list = [Flow("br-int", T.L3_ROUTE, t.PRIO_MISS, (), (),
                       cookies.cookie("infra", node.id))]
+    routes_here = False
     for r in sorted(world.routers.values(), key=lambda r: r.id):
         if r.admin_state_up:
-            out += route_on_node(world, node, r)
+            flows = route_on_node(world, node, r)
+            routes_here |= bool(flows)
+            out += flows
+    if routes_here:           # route_on_node punts expiring packets through this meter
+        out.append(Meter("br-int", TTL_METER_ID, TTL_PUNT_RATE, burst=TTL_PUNT_RATE))
     return out
 
 
@@ -94,7 +109,17 @@ def route_on_node(world: World, node: NodeInfo, r: RouterInfo) -> list[Flow]:
                             (("goto", int(T.L2_LOOKUP)),), c))
             out += tunnel_router_mac_to_host(world, node, i, host, c)
     out += extra_routes(world, node, r, ifaces, zone, c)
+    out += punt_expiring(zone, c)
     return _dedupe(out)
+
+
+def punt_expiring(zone: int, c: int) -> list[Flow]:
+    """Packets R would route with TTL 0 or 1 go to the controller (ICMP time
+    exceeded, apps/l3_arp.py), metered; never onwards."""
+    return [Flow("br-int", T.L3_ROUTE, PRIO_TTL,
+                 match(**{t.REG_ROUTER: zone}, eth_type=ETH_IP, nw_ttl=ttl),
+                 (("meter", TTL_METER_ID), ("controller", NO_BUFFER)), c)
+            for ttl in (0, 1)]
 
 
 def local_interfaces(world: World, node: NodeInfo, r: RouterInfo) -> list[RouterInterface]:

@@ -36,7 +36,7 @@ NX_IN_PORT = 0xFFF8          # OpenFlow 1.0 port numbers in NX resubmit
 # (tests/unit/test_flows_codec.py), and what other callers may still use.
 
 def flow_mod(dp, flow: Flow, command: str = ADD) -> parser.OFPFlowMod:
-    m = parser.OFPMatch(**dict(flow.match))
+    m = os_ken_match(flow.match)
     if command == DELETE:
         return parser.OFPFlowMod(dp, cookie=flow.cookie, cookie_mask=ALL_ONES, table_id=flow.table,
                                  command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority,
@@ -47,6 +47,14 @@ def flow_mod(dp, flow: Flow, command: str = ADD) -> parser.OFPFlowMod:
                              priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER,
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
                              match=m, instructions=instructions(flow.actions))
+
+
+def os_ken_match(m) -> parser.OFPMatch:
+    """OFPMatch with the fields in ofwire's wire order (os-ken's own order
+    puts Nicira header fields such as nw_ttl before their eth_type
+    prerequisite, which OVS refuses)."""
+    return parser.OFPMatch(_ordered_fields=[ofp.oxm_normalize_user(k, v)
+                                            for k, v in ofwire.match_fields(m)])
 
 
 def instructions(actions) -> list:

@@ -137,19 +137,37 @@ def oxm_tlv(k: str, v) -> bytes:
 
 _order_cache: dict = {}
 
+# Nicira (NXM class 0x0001) packet-header fields: their numbers sort before
+# every OpenFlow basic field, i.e. before their own prerequisites (eth_type,
+# ip_proto), and OVS checks prerequisites field by field as it parses a
+# match: `reg6, nw_ttl, eth_type` is refused with OFPBMC_BAD_PREREQ. They go
+# after the basic fields. (Registers, metadata-like and tunnel/ct fields have
+# no prerequisite and keep os-ken's order.)
+_AFTER_BASIC = frozenset({
+    "nw_ttl", "ip_ecn_nxm", "ip_frag", "mpls_ttl", "tcp_flags_nxm", "arp_sha_nxm", "arp_tha_nxm",
+    "ipv6_src_nxm", "ipv6_dst_nxm", "ipv6_label", "icmpv6_type_nxm", "icmpv6_code_nxm",
+    "nd_target", "nd_sll", "nd_tll"})
+
 
 def _order(k: str):
-    """os-ken's OXM order in a match: by field number (prerequisites first)."""
+    """A match field's place on the wire: os-ken's OXM order (by field
+    number, which puts prerequisites first within a class), except that the
+    Nicira header fields of _AFTER_BASIC follow the basic fields."""
     o = _order_cache.get(k)
     if o is None:
         n = ofp.oxm_from_user_header(k)
-        o = _order_cache[k] = n[0] if isinstance(n, tuple) else n
+        o = _order_cache[k] = (k in _AFTER_BASIC, n[0] if isinstance(n, tuple) else n)
     return o
+
+
+def match_fields(m) -> list:
+    """A Flow's match tuple as (field, value) pairs in wire order."""
+    return sorted(m, key=lambda kv: _order(kv[0]))
 
 
 def match_bytes(m) -> bytes:
     """ofp_match (OXM type), padded to 8 bytes, for a Flow's match tuple."""
-    fields = b"".join([oxm_tlv(k, v) for k, v in sorted(m, key=lambda kv: _order(kv[0]))])
+    fields = b"".join([oxm_tlv(k, v) for k, v in match_fields(m)])
     length = 4 + len(fields)
     return _HH.pack(ofp.OFPMT_OXM, length) + fields + bytes(-length % 8)
 

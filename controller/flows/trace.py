@@ -251,12 +251,12 @@ class Fabric:
             elif op == "meter":
                 pass                      # rate limit: a single packet passes
             elif op == "dec_ttl":
-                ttl = pkt.get("ip_ttl", 64)
+                ttl = pkt.get("nw_ttl", 64)
                 if ttl <= 1:
                     tr.events.append(Outcome(depth, DROPPED, node, bridge, None, dict(pkt),
                                              "TTL expired (dec_ttl)"))
                     return None
-                pkt["ip_ttl"] = ttl - 1
+                pkt["nw_ttl"] = ttl - 1
             elif op == "resubmit":
                 self._run_table(tr, tbl, node, bridge, in_port, dict(pkt), a[2], hops + 1, depth + 1)
             elif op == "ct":

@@ -78,7 +78,7 @@ def world(nodes, networks, subnets, ports, routers=(), fips=(), neighbours=None)
 
 def ip_pkt(src_mac, dst_mac, src_ip, dst_ip, ttl=64, proto=6):
     return {"eth_src": src_mac, "eth_dst": dst_mac, "eth_type": 0x0800, "ipv4_src": src_ip,
-            "ipv4_dst": dst_ip, "ip_proto": proto, "ip_ttl": ttl}
+            "ipv4_dst": dst_ip, "ip_proto": proto, "nw_ttl": ttl}
 
 
 def arp_req(src_mac, src_ip, target_ip):
@@ -149,7 +149,7 @@ def test_routed_across_hosts(mode):
     assert [(n, p) for n, p, _ in out] == [(H2.id, 5)]
     pkt = out[0][2]
     assert pkt["eth_dst"] == topo.b.mac
-    assert pkt["ip_ttl"] == 63
+    assert pkt["nw_ttl"] == 63
     assert pkt["ipv4_src"] == "10.0.0.10" and pkt["ipv4_dst"] == "10.0.1.10"
     # Tunnels: the router's MAC on net2. Physical networks: the routing host's own MAC.
     assert pkt["eth_src"] == (topo.r2.mac if mode == "gre" else host_router_mac(H1))
@@ -171,10 +171,85 @@ def test_routed_on_the_same_host():
     assert [(n, p) for n, p, _ in out] == [(H1.id, 6)]
 
 
-def test_ttl_expiry_is_not_forwarded():
-    topo = Topo()
-    assert topo.from_a("10.0.1.10", ttl=1) == []
-    assert topo.from_a("10.0.1.10", ttl=2) != []
+def test_ttl_expiry_is_not_forwarded(mode):
+    """TTL 0/1: punted to the controller on the sender's own host (east-west
+    and towards the gateway node alike), never forwarded; TTL 2 is routed."""
+    topo = Topo(mode, gateway=True)
+    for ttl in (0, 1):
+        for dst in ("10.0.1.10", "203.0.113.9"):
+            out = topo.from_a(dst, ttl=ttl)
+            assert [(n, p) for n, p, _ in out] == [(H1.id, "controller")], (ttl, dst)
+    out = topo.from_a("10.0.1.10", ttl=2)
+    assert [(n, p) for n, p, _ in out] == [(H2.id, 5)] and out[0][2]["nw_ttl"] == 1
+
+
+def test_ttl_punt_flow_is_metered_and_accepted_by_ovs():
+    """The punt carries the router's cookie (the packet-in names the router)
+    and goes through the node's TTL meter; on the wire eth_type comes before
+    the Nicira nw_ttl field (OVS refuses the reverse: OFPBMC_BAD_PREREQ)."""
+    import struct
+
+    from controller.flows import ofcodec, ofwire
+    from controller.flows.flow import Meter
+    from controller.flows.l3 import PRIO_TTL, TTL_METER_ID, compile_l3
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+
+    topo = Topo("vlan", gateway=True)
+    items = compile_l3(topo.world, H1)
+    punts = [f for f in items if not isinstance(f, Meter) and f.priority == PRIO_TTL]
+    assert len(punts) == 2
+    assert {f.cookie for f in punts} == {cookies.cookie("router", topo.rid)}
+    assert all(f.actions[0] == ("meter", TTL_METER_ID) and f.actions[1][0] == "controller"
+               for f in punts)
+    assert [m.meter_id for m in items if isinstance(m, Meter)] == [TTL_METER_ID]
+    wire = ofwire.match_bytes(punts[0].match)
+    order, off = [], 4
+    while off < struct.unpack_from("!H", wire, 2)[0]:
+        (header,) = struct.unpack_from("!I", wire, off)
+        order.append(header >> 9)
+        off += 4 + (header & 0xFF)
+    eth_type = ofp.oxm_from_user_header("eth_type")
+    nw_ttl = ofp.oxm_from_user_header("nw_ttl")
+    assert order.index(eth_type) < order.index(nw_ttl)
+    b = bytearray()
+    ofcodec.os_ken_match(punts[0].match).serialize(b, 0)
+    assert bytes(b) == wire
+    # No router here, no punt and no meter.
+    assert not [x for x in compile_l3(Topo(admin_up=False).world, H1) if isinstance(x, Meter)]
+
+
+def test_time_exceeded_answer():
+    """The controller's answer to a punted TTL-1 packet: ICMP time exceeded
+    from the router's address on the sender's subnet, to the sender's MAC
+    from the router's, quoting the original IP header and 8 bytes."""
+    from scapy.layers.inet import ICMP, IP, IPerror, UDP
+    from scapy.layers.l2 import Ether
+
+    from controller.apps.l3_arp import time_exceeded_reply
+
+    topo = Topo("vlan", gateway=True)
+    prefix = cookies.decode(cookies.cookie("router", topo.rid))[1]
+    sent = bytes(Ether(src=topo.a.mac, dst=topo.r1.mac) / IP(src="10.0.0.10", dst="10.0.1.10", ttl=1)
+                 / UDP(sport=40000, dport=33434) / (b"x" * 20))
+    got = Ether(time_exceeded_reply(topo.world, prefix, sent))
+    assert (got.src, got.dst) == (topo.r1.mac, topo.a.mac)
+    assert (got[IP].src, got[IP].dst) == ("10.0.0.1", "10.0.0.10")
+    assert (got[ICMP].type, got[ICMP].code) == (11, 0)
+    assert got[IPerror].dst == "10.0.1.10" and bytes(got[ICMP].payload)[:28] == sent[14:42]
+    assert got[ICMP].chksum == ICMP(bytes(got[ICMP]))[ICMP].chksum
+    # Nothing for: another router's cookie, an ICMP error, a sender outside the router's subnets.
+    other = cookies.decode(cookies.cookie("router", _id("routerB")))[1]
+    assert time_exceeded_reply(topo.world, other, sent) is None
+    err = bytes(Ether(src=topo.a.mac, dst=topo.r1.mac) / IP(src="10.0.0.10", dst="10.0.1.10", ttl=1)
+                / ICMP(type=3, code=3) / (b"y" * 28))
+    assert time_exceeded_reply(topo.world, prefix, err) is None
+    stranger = bytes(Ether(src=topo.a.mac, dst=topo.r1.mac) / IP(src="172.16.0.5", dst="10.0.1.10", ttl=1))
+    assert time_exceeded_reply(topo.world, prefix, stranger) is None
+    # A frame whose MACs a route already rewrote (invalid_ttl packet-in): the
+    # sender's MAC comes from its port.
+    rewritten = bytes(Ether(src=host_router_mac(H1), dst=topo.b.mac) / IP(src="10.0.0.10",
+                                                                        dst="10.0.1.10", ttl=1))
+    assert Ether(time_exceeded_reply(topo.world, prefix, rewritten)).dst == topo.a.mac
 
 
 def test_router_admin_down_stops_routing():
@@ -277,7 +352,7 @@ def test_outbound_goes_to_the_gateway_node_and_out_of_br_ex(mode):
     assert len(out) == 1
     pkt = out[0]
     assert (pkt["eth_src"], pkt["eth_dst"]) == (topo.gwp.mac, EXT_GW_MAC)
-    assert pkt["vlan_vid"] == 0 and pkt["ip_ttl"] == 63
+    assert pkt["vlan_vid"] == 0 and pkt["nw_ttl"] == 63
 
 
 def test_snat_flow_commits_in_the_routers_zone():
@@ -367,4 +442,5 @@ def test_compilers_are_deterministic():
     a, b = Topo(gateway=True, fip=True), Topo(gateway=True, fip=True)
     ca, cb = compile_all(a.world), compile_all(b.world)
     assert {k: sorted(v) for k, v in ca.items()} == {k: sorted(v) for k, v in cb.items()}
+
 

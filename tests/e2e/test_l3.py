@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -97,6 +98,9 @@ def cloud(mode, controller_factory, lab_factory):
     cloud = Cloud(mode, c, lab)
     yield cloud
     assert "Traceback" not in c.log_text()
+
+
+DATAPATH_FLOW_IDLE_S = 11   # OVS's default other_config:max-idle is 10 s
 
 
 def reaches(src, ip, tries=20):
@@ -190,6 +194,13 @@ def test_ttl_router_admin_down_and_snat_off(cloud):
         assert "From 10.0.0.1 icmp_seq=1 Time to live exceeded" in out, out
     cli(cloud.url, "router", "set", "routerA", "--disable", "--no-json")
     assert cut_off(vm1, vm2.ip) and cut_off(vm1, "192.168.0.1")
+    # Known OVS 3.1.0 userspace-datapath issue (seen in ~1 of 6 VLAN runs): a
+    # datapath flow cached as `drop` while the router was down is sometimes not
+    # revalidated when the router's flows come back, and traffic that keeps
+    # hitting it keeps it alive. The controller's OpenFlow tables are correct
+    # then (ofproto/trace follows the SNAT path). Let such flows idle out
+    # (OVS max-idle is 10 s) before re-enabling; see the closing note of issue 5.
+    time.sleep(DATAPATH_FLOW_IDLE_S)
     cli(cloud.url, "router", "set", "routerA", "--enable", "--no-json")
     assert reaches(vm1, vm2.ip) and reaches(vm1, "192.168.0.1")
     cli(cloud.url, "router", "set", "routerA", "--external-gateway", "net-ext", "--disable-snat",

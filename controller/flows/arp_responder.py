@@ -52,8 +52,10 @@ def _own_addresses(p) -> list[Flow]:
     return [dont_answer_own(p.ofport, ip, cookies.cookie("port", p.id)) for ip in _ipv4s(p)]
 
 
-def answer_arp(vlan: int, ip: str, mac: str, c: int) -> Flow:
-    actions = (
+def reply_in_place(mac: str, ip: str) -> tuple:
+    """Turn an ARP request for `ip` into the reply `ip is-at mac`, in place;
+    the caller adds the output (usually back out of in_port)."""
+    return (
         ("move", "eth_src", "eth_dst", 48),
         ("set_field", "eth_src", mac),
         ("set_field", "arp_op", ARP_REPLY),
@@ -61,8 +63,11 @@ def answer_arp(vlan: int, ip: str, mac: str, c: int) -> Flow:
         ("move", "arp_spa", "arp_tpa", 32),
         ("set_field", "arp_sha", mac),
         ("set_field", "arp_spa", ip),
-        ("output", "in_port"),
     )
+
+
+def answer_arp(vlan: int, ip: str, mac: str, c: int) -> Flow:
+    actions = reply_in_place(mac, ip) + (("output", "in_port"),)
     return Flow("br-int", T.ARP_RESPONDER, t.PRIO_DEFAULT,
                 match(metadata=vlan, eth_type=0x0806, arp_op=ARP_REQUEST, arp_tpa=ip), actions, c)
 

@@ -33,6 +33,7 @@ Quantum's metadata traffic did.
 from __future__ import annotations
 
 from controller.flows import cookies
+from controller.flows.arp_responder import reply_in_place
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.flows.memo import per_object
@@ -48,7 +49,7 @@ METADATA_PORT = 80
 METADATA_MAC = "fe:a9:fe:a9:fe:fe"     # answers ARP for 169.254.169.254
 SOURCE_MAC_PREFIX = "fe:64"            # + 4 bytes of the port's index: M(port)
 ETH_IP, ETH_ARP, TCP = 0x0800, 0x0806, 6
-ARP_REQUEST, ARP_REPLY = 1, 2
+ARP_REQUEST = 1
 
 
 def compile_metadata(world: World, node: NodeInfo,
@@ -111,14 +112,5 @@ def redirect_port(p: PortInfo, index: int, s: MetadataSettings) -> list[Flow]:
 
 
 def arp_reply(mac: str, ip: str) -> tuple:
-    """Turn an ARP request for `ip` into the reply `ip is-at mac`, in place."""
-    return (
-        ("move", "eth_src", "eth_dst", 48),
-        ("set_field", "eth_src", mac),
-        ("set_field", "arp_op", ARP_REPLY),
-        ("move", "arp_sha", "arp_tha", 48),
-        ("move", "arp_spa", "arp_tpa", 32),
-        ("set_field", "arp_sha", mac),
-        ("set_field", "arp_spa", ip),
-        ("output", "in_port"),
-    )
+    """Answer an ARP request for `ip` with `ip is-at mac` out of in_port."""
+    return reply_in_place(mac, ip) + (("output", "in_port"),)

@@ -33,6 +33,7 @@ controller); until it is known they are not compiled and such traffic drops.
 from __future__ import annotations
 
 from controller.flows import cookies
+from controller.flows.arp_responder import reply_in_place
 from controller.flows import tables as t
 from controller.flows.flow import Flow, ct, match
 from controller.flows.l3 import ETH_IP, answer_ping, enter_from_uplink, local_interfaces
@@ -135,15 +136,7 @@ def to_external(world: World, node: NodeInfo, r: RouterInfo, ext_mac: str) -> tu
 def answer_arp(vlan: int, ip: str, mac: str, c: int) -> Flow:
     """ARP request from the external network -> reply out of its ingress
     port (the patch to br-ex, which wants the local VLAN)."""
-    actions = (
-        ("move", "eth_src", "eth_dst", 48),
-        ("set_field", "eth_src", mac),
-        ("set_field", "arp_op", ARP_REPLY),
-        ("move", "arp_sha", "arp_tha", 48),
-        ("move", "arp_spa", "arp_tpa", 32),
-        ("set_field", "arp_sha", mac),
-        ("set_field", "arp_spa", ip),
-    ) + push_local_vlan(vlan) + (("output", "in_port"),)
+    actions = reply_in_place(mac, ip) + push_local_vlan(vlan) + (("output", "in_port"),)
     return Flow("br-int", T.L3, t.PRIO_DEFAULT,
                 match(metadata=vlan, eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=ip), actions, c)
 

@@ -8,7 +8,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select
 
 from controller import ipam
 from controller.api import dhcp_port, errors
-from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_kvp_list, convert_mac,
+from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_none_to_empty_list, convert_kvp_list, convert_mac,
                                        convert_to_boolean, parse_ip, project_attrs, standard_attrs,
                                        validate_fixed_ips, validate_mac, validate_name,
                                        validate_string, validate_tags, validate_uuid, ConvertError)
@@ -24,10 +24,6 @@ ADMIN = Context.admin()
 AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
 
 
-def _none_to_empty(v):
-    return [] if v is None else v
-
-
 ATTRIBUTES = {
     "id": Attr(is_filter=True, is_sort_key=True),
     "name": Attr(allow_post=True, allow_put=True, default="", validate=validate_name,
@@ -38,7 +34,7 @@ ATTRIBUTES = {
     "mac_address": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED, convert_to=convert_mac,
                         validate=validate_mac, is_filter=True, is_sort_key=True),
     "fixed_ips": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
-                      convert_to=_none_to_empty, validate=validate_fixed_ips, is_filter=True,
+                      convert_to=convert_none_to_empty_list, validate=validate_fixed_ips, is_filter=True,
                       filter_convert=str),
     "device_id": Attr(allow_post=True, allow_put=True, default="", validate=validate_string(255),
                       is_filter=True, is_sort_key=True),

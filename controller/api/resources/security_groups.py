@@ -12,7 +12,7 @@ from sqlalchemy import Text, bindparam, cast, delete, func, or_, select
 
 from controller.api import errors, sg_rules
 from controller.api import l3_errors as l3
-from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_to_boolean,
+from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_none_to_empty_list, convert_to_boolean,
                                        project_attrs, standard_attrs, validate_name,
                                        validate_uuid, validate_uuid_list, validate_uuid_or_none,
                                        validate_values)
@@ -336,13 +336,9 @@ def convert_address_pairs(value):
     return out
 
 
-def _none_to_empty(v):
-    return [] if v is None else v
-
-
 PORT_ATTRIBUTES = {
     "security_groups": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
-                            convert_to=_none_to_empty, validate=validate_uuid_list,
+                            convert_to=convert_none_to_empty_list, validate=validate_uuid_list,
                             is_filter=True, filter_convert=str),
     "allowed_address_pairs": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
                                   convert_to=convert_address_pairs),

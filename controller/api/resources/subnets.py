@@ -8,7 +8,7 @@ from sqlalchemy import delete, or_, select
 
 from controller import ipam
 from controller.api import dhcp_port, errors
-from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_cidr, convert_to_boolean,
+from controller.api.attributes import (ATTR_NOT_SPECIFIED, Attr, convert_none_to_empty_list, convert_cidr, convert_to_boolean,
                                        convert_to_int, parse_ip, project_attrs, standard_attrs,
                                        validate_hostroutes, validate_ip_or_none, validate_name,
                                        validate_nameservers, validate_pools, validate_subnet_or_none,
@@ -20,10 +20,6 @@ from controller.db import models
 
 ADMIN = Context.admin()
 IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
-
-
-def _none_to_empty(v):
-    return [] if v is None else v
 
 
 ATTRIBUTES = {
@@ -38,10 +34,10 @@ ATTRIBUTES = {
     "gateway_ip": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
                        validate=validate_ip_or_none, is_filter=True, is_sort_key=True),
     "allocation_pools": Attr(allow_post=True, allow_put=True, default=ATTR_NOT_SPECIFIED,
-                             convert_to=_none_to_empty, validate=validate_pools),
-    "dns_nameservers": Attr(allow_post=True, allow_put=True, default=[], convert_to=_none_to_empty,
+                             convert_to=convert_none_to_empty_list, validate=validate_pools),
+    "dns_nameservers": Attr(allow_post=True, allow_put=True, default=[], convert_to=convert_none_to_empty_list,
                             validate=validate_nameservers),
-    "host_routes": Attr(allow_post=True, allow_put=True, default=[], convert_to=_none_to_empty,
+    "host_routes": Attr(allow_post=True, allow_put=True, default=[], convert_to=convert_none_to_empty_list,
                         validate=validate_hostroutes),
     "enable_dhcp": Attr(allow_post=True, allow_put=True, default=True, convert_to=convert_to_boolean,
                         is_filter=True, is_sort_key=True),

@@ -12,7 +12,7 @@ local port, not from a lossy wire.
 """
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
 from dataclasses import dataclass, field
 
@@ -202,8 +202,8 @@ def _walk(data: bytes, found: dict[int, bytes]) -> None:
 
 
 def _ip(b: bytes) -> str:
-    return str(ipaddress.IPv4Address(bytes(b)))
+    return socket.inet_ntoa(b)          # callers pass exactly 4 bytes
 
 
 def _mac(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
+    return b.hex(":")

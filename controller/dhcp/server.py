@@ -15,6 +15,7 @@ ignored. REQUEST states are told apart as in RFC 2131 4.3.2:
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -119,6 +120,21 @@ def _options(req, port: PortFacts, settings: Settings, subnet: SubnetFacts,
              with_lease: bool) -> dict[int, bytes]:
     """The options of an OFFER/ACK: server id and lease first, then what the
     client asked for in its order, then the rest of ALWAYS."""
+    available = _available(subnet, port.mtu, settings.domain)
+    out: dict[int, bytes] = {opt.SERVER_ID: opt.ip4(subnet.server_ip)}
+    if with_lease:
+        out.update(_lease_options(settings.lease_time))
+    for code in (*req.parameter_request_list, *ALWAYS):
+        if code in available and code not in out:
+            out[code] = available[code]
+    return _fit(out, req.max_message_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _available(subnet: SubnetFacts, mtu: int, domain: str) -> dict[int, bytes]:
+    """Every option value this subnet can give, encoded. Memoized on the
+    frozen facts (a changed subnet is a new key): the encoding is most of a
+    reply's cost. Callers must not modify the result."""
     net = subnet.network
     available: dict[int, bytes] = {
         opt.SUBNET_MASK: net.netmask.packed,
@@ -129,25 +145,21 @@ def _options(req, port: PortFacts, settings: Settings, subnet: SubnetFacts,
     dns = [d for d in subnet.dns_nameservers if _is_ipv4(d)]
     if dns:
         available[opt.DNS_SERVERS] = opt.ip4_list(dns)
-    if settings.domain:
-        available[opt.DOMAIN_NAME] = settings.domain.encode("ascii", "ignore")
-    if port.mtu >= 68:
-        available[opt.INTERFACE_MTU] = opt.u16(port.mtu)
+    if domain:
+        available[opt.DOMAIN_NAME] = domain.encode("ascii", "ignore")
+    if mtu >= 68:
+        available[opt.INTERFACE_MTU] = opt.u16(mtu)
     routes = classless_routes(subnet)
     if routes:
         available[opt.CLASSLESS_ROUTES] = available[opt.MS_CLASSLESS_ROUTES] = \
             opt.classless_routes(routes)
+    return available
 
-    out: dict[int, bytes] = {opt.SERVER_ID: opt.ip4(subnet.server_ip)}
-    if with_lease:
-        lease = settings.lease_time
-        out[opt.LEASE_TIME] = opt.u32(lease)
-        out[opt.RENEWAL_TIME] = opt.u32(lease // 2)
-        out[opt.REBINDING_TIME] = opt.u32(lease * 7 // 8)
-    for code in (*req.parameter_request_list, *ALWAYS):
-        if code in available and code not in out:
-            out[code] = available[code]
-    return _fit(out, req.max_message_size)
+
+@functools.lru_cache(maxsize=64)
+def _lease_options(lease: int) -> dict[int, bytes]:
+    return {opt.LEASE_TIME: opt.u32(lease), opt.RENEWAL_TIME: opt.u32(lease // 2),
+            opt.REBINDING_TIME: opt.u32(lease * 7 // 8)}
 
 
 def classless_routes(subnet: SubnetFacts) -> list[tuple[str, str]]:

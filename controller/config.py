@@ -69,6 +69,10 @@ OPTS: list[Opt] = [
     Opt("openflow", "listen_host", "0.0.0.0", "Address the OpenFlow listener binds.", flag="ofp-listen-host"),
     Opt("openflow", "listen_port", 6653, "OpenFlow listen port.", int, flag="ofp-listen-port"),
     Opt("openflow", "echo_interval", 2, "Seconds between OpenFlow echo requests.", int),
+    Opt("openflow", "listen_backlog", 1024,
+        "Pending connections the OpenFlow listener queues (os-ken's own is 50; the "
+        "kernel caps it at net.core.somaxconn): all hypervisors reconnect at once "
+        "after a controller restart.", int),
     # [ml2]
     Opt("ml2", "tenant_network_types", "gre",
         "Ordered list of segment types for tenant networks (gre, vxlan, vlan, local).", _list),

@@ -54,6 +54,25 @@ def test_accepts_and_logs_an_openflow_switch(controller):
     assert "switch connected: dpid=00000000000000ab" in controller.log_text()
 
 
+def test_openflow_listener_queues_a_burst_of_connects(controller_factory):
+    """The listen backlog is ours (os-ken's is 50), as the kernel reports it,
+    and 200 switches connecting in the same instant all get a HELLO."""
+    c = controller_factory(args=["--listen-backlog", "300"])
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{c.ofp_port}"], capture_output=True, text=True).stdout
+    assert out.split()[2] == str(min(300, int(open("/proc/sys/net/core/somaxconn").read())))
+    socks = [socket.socket() for _ in range(200)]
+    try:
+        for s in socks:
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", c.ofp_port))
+        for s in socks:
+            s.settimeout(10)
+            assert s.recv(8)[1:2] == b"\x00"        # OFPT_HELLO
+    finally:
+        for s in socks:
+            s.close()
+
+
 @pytest.mark.postgres
 def test_starts_on_postgresql(controller_factory, postgres):
     c = controller_factory(db_url=postgres.new_database())

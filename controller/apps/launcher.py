@@ -3,10 +3,12 @@ shared/LAB.md P3). The listen port is always passed explicitly so os-ken does
 not also open the legacy 6633."""
 from __future__ import annotations
 
+import functools
 import logging
 
 from os_ken import cfg as osken_cfg
 from os_ken.base.app_manager import AppManager
+from os_ken.lib import hub
 
 from controller.apps import guard
 
@@ -29,6 +31,7 @@ def start(runtime, apps=None):
     conf.set_override("ofp_tcp_listen_port", runtime.cfg.get("openflow.listen_port"))
     conf.set_override("echo_request_interval", float(runtime.cfg.get("openflow.echo_interval")))
     conf.set_override("maximum_unreplied_echo_requests", 3)
+    set_listen_backlog(runtime.cfg.get("openflow.listen_backlog"))
     mgr = AppManager.get_instance()
     mgr.load_apps(list(apps or APPS))
     contexts = mgr.create_contexts()
@@ -38,3 +41,13 @@ def start(runtime, apps=None):
     LOG.info("OpenFlow listening on %s:%s", runtime.cfg.get("openflow.listen_host"),
              runtime.cfg.get("openflow.listen_port"))
     return mgr, threads
+
+
+_os_ken_listen = hub.listen
+
+
+def set_listen_backlog(backlog: int) -> None:
+    """The backlog os-ken's OpenFlow listener passes to listen(2). os-ken has
+    no option for it (its StreamServer calls hub.listen() with the default of
+    50), so hub.listen is given ours; nothing else in the process uses it."""
+    hub.listen = functools.partial(_os_ken_listen, backlog=max(1, int(backlog)))

@@ -7,7 +7,8 @@ lab's underlay plays the management host: the metadata proxy runs there as
 its own process (python -m controller.proxy, reading the controller's
 database) at 172.31.0.200:9697, with an on-link route for the source range,
 next to a fake Nova metadata API on its loopback that records what it gets.
-Two tenants use the same fixed IPs, on both hypervisors.
+Two tenants use the same fixed IPs, on both hypervisors; a VLAN network and a
+GRE network behind a router, the VMs' default route via the router.
 """
 from __future__ import annotations
 
@@ -218,6 +219,36 @@ def test_vms_of_two_tenants_with_the_same_ips_get_their_own_metadata(env):
             (vm.instance, vm.project, vm.ip)
         expected = hmac.new(SECRET.encode(), vm.instance.encode(), hashlib.sha256).hexdigest()
         assert hmac.compare_digest(h["X-Instance-ID-Signature"], expected)
+
+
+@pytest.mark.lab
+def test_vms_on_vlan_and_behind_a_router_get_their_metadata(env):
+    """A VLAN network and a GRE network behind one router; the VMs have only
+    their default route, via the router: the request goes to the router's
+    MAC and is caught in table 22 before L3, on either network type."""
+    c, lab, meta = env
+    hv1, hv2 = lab.hvs
+    red = Api(c.url, project="p-red")
+    vlan = red.network("net-vlan", **{"provider:network_type": "vlan",
+                                      "provider:physical_network": "physnet1",
+                                      "provider:segmentation_id": 350})
+    gre = red.network("net-gre")
+    router = red.post("/routers", {"router": {"name": "r-meta"}})["router"]
+    for net, cidr in ((vlan, "10.32.0.0/24"), (gre, "10.33.0.0/24")):
+        sub = red.subnet(net, cidr)
+        red.put(f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    vms = [make_vm(c, lab, hv1, vlan, "p-red", "10.32.0.11", route=False),
+           make_vm(c, lab, hv2, vlan, "p-red", "10.32.0.12", route=False),
+           make_vm(c, lab, hv2, gre, "p-red", "10.33.0.13", route=False)]
+    for vm in vms:
+        vm.exec("ip", "route", "add", "default", "via", vm.ip.rsplit(".", 1)[0] + ".1")
+    # The router routes, across hosts (retries cover its flows being pushed right now).
+    assert any(vms[0].ping(vms[2].ip, timeout=1) for _ in range(20))
+    for vm in vms:
+        assert curl(vm) == (200, vm.instance), meta.log()
+    seen = meta.nova_requests()
+    assert [(r["headers"]["X-Instance-ID"], r["headers"]["X-Forwarded-For"]) for r in seen] == \
+        [(vm.instance, vm.ip) for vm in vms]
 
 
 @pytest.mark.lab

@@ -181,3 +181,45 @@ def test_reconciler_on_real_ovs(controller_factory, lab_factory):
         assert "Traceback" not in c.log_text()
     finally:
         db.dispose()
+
+
+def test_changes_while_no_switch_is_connected(controller_factory, lab_factory):
+    """With no switch connected the reconciler holds the API's changes; the
+    switches get all of them once they connect again."""
+    c = controller_factory()
+    lab = lab_factory(1, c)
+    hv = lab.hvs[0]
+    api = Api(c.url)
+    db = Database(f"sqlite:///{c.state_dir}/quantum.db")
+    bridges = ("br-int", "br-tun", "br-eth1")
+
+    def converged():
+        want = desired(db, hv.hostname)
+        return all(len(our_flows(hv, b)) == want.get(b, 0) for b in bridges)
+
+    try:
+        net = api.network("n1", **{"provider:network_type": "gre", "provider:segmentation_id": 78})
+        api.subnet(net, "10.8.0.0/24")
+        ports = [api.port(net, name=f"p{i}") for i in range(3)]
+        vm = lab.add_vm(hv, ports[0])
+        bind(db, ports[0]["id"], hv.hostname, vm.ofport())
+        wait_until(converged, 30, what="desired flows on the switches")
+
+        targets = {b: hv.vsctl("get-controller", b).split() for b in bridges}
+        mark = len(c.log_text())
+        for b in bridges:
+            hv.vsctl("del-controller", b)
+        wait_until(lambda: c.log_text()[mark:].count("switch disconnected") >= len(bridges), 30,
+                   what="switches disconnected")
+        new = api.port(net, name="while-away")
+        api.put(f"/ports/{ports[1]['id']}", {"port": {"admin_state_up": False}})
+        api.delete(f"/ports/{ports[2]['id']}")
+        for b in bridges:
+            hv.vsctl("set-controller", b, *targets[b])
+        wait_until(converged, 30, what="desired flows after the switches came back")
+        flows = hv.dump_flows("br-int")
+        assert new["mac_address"] in flows
+        assert ports[2]["mac_address"] not in flows
+        assert "Traceback" not in c.log_text()
+    finally:
+        db.dispose()

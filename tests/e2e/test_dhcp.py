@@ -414,6 +414,7 @@ def test_udhcpc_and_dhclient_get_address_router_dns_mtu_routes_and_ping(env):
     assert lease["mtu"] == str(net["mtu"])
     assert lease["serverid"] == server
     assert lease["lease"] == "86400"
+    assert lease["broadcast"] == cidr.replace(".0/24", ".255")
     routes = lease["staticroutes"].split()
     routes = dict(zip(routes[::2], routes[1::2]))
     assert routes.pop("0.0.0.0/0") == gw                  # RFC 3442: 121 carries the default
@@ -427,6 +428,9 @@ def test_udhcpc_and_dhclient_get_address_router_dns_mtu_routes_and_ping(env):
     assert got["new_domain_name_servers"].split() == ["192.0.2.53", "192.0.2.54"]
     assert got["new_interface_mtu"] == str(net["mtu"])
     assert got["new_dhcp_server_identifier"] == server
+    assert (got["new_dhcp_lease_time"], got["new_dhcp_renewal_time"], got["new_dhcp_rebinding_time"]) \
+        == ("86400", "43200", "75600")                            # T1 = 1/2, T2 = 7/8
+    assert got["new_broadcast_address"] == cidr.replace(".0/24", ".255")
     assert " ".join(got["new_rfc3442_classless_static_routes"].split()) == " ".join(
         ["0", *gw.split("."), "24", "192", "168", "77", *nexthop.split(".")])
 

@@ -227,6 +227,12 @@ class Reconciler(app_manager.OSKenApp):
             return        # our own port status updates: flows never depend on a port's status
         with self._lock:
             self._dirty_changes.extend(changes)
+            if not self.switches and self._world is not None:
+                # Held for the round a switch connects (_on_state wakes us):
+                # waking the worker here cost the API a thread switch per write.
+                if len(self._dirty_changes) > MAX_DEFERRED:
+                    self._dirty_changes, self._dirty_all = [], True
+                return
         self._idle.clear()
         self._wake.set()
 

@@ -19,7 +19,7 @@ import ipaddress
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
-from controller.flows.memo import per_object
+from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import is_usable, push_local_vlan, tagged, uplink_of
 from controller.flows.world import NetworkInfo, NodeInfo, PortInfo, World
 
@@ -44,7 +44,7 @@ def compile_l2(world: World, node: NodeInfo) -> list[Flow]:
                 out += port_flows(p, vlan)
             else:
                 out.append(deliver_nothing_to(p, vlan))
-        out += install_flood(node, net, vlan, [p for p in local if p.admin_state_up])
+        out += install_flood(node, net, vlan, tuple(p.ofport for p in local if p.admin_state_up))
     return out
 
 
@@ -119,6 +119,7 @@ def deliver_nothing_to(p: PortInfo, vlan: int) -> Flow:
 
 # --- per network ------------------------------------------------------------
 
+@latest_per(lambda node, net, vlan: (node.id, net.id))     # same objects round after round
 def provision_local_vlan(node: NodeInfo, net: NetworkInfo, vlan: int) -> list[Flow]:
     """The network's uplink: frames arriving from br-tun (local VLAN) or
     br-ethX (provider VLAN / untagged) enter the network; unknown unicast goes
@@ -146,11 +147,12 @@ def provision_local_vlan(node: NodeInfo, net: NetworkInfo, vlan: int) -> list[Fl
     ]
 
 
-def install_flood(node: NodeInfo, net: NetworkInfo, vlan: int, ports: list[PortInfo]) -> list[Flow]:
+@latest_per(lambda node, net, vlan, ofports: (node.id, net.id))   # the same object while the ports stay
+def install_flood(node: NodeInfo, net: NetworkInfo, vlan: int, ofports: tuple[int, ...]) -> list[Flow]:
     """Broadcast/multicast: to every local port of the network (untagged) and
     the uplink (tagged). OpenFlow never sends a frame back out of its ingress
     port, so one flow serves VM and uplink ingress alike."""
-    actions = tuple(("output", p.ofport) for p in sorted(ports, key=lambda p: p.ofport))
+    actions = tuple(("output", p) for p in sorted(ofports))
     up = uplink_of(node, net)
     if up is not None:
         actions += push_local_vlan(vlan) + (("output", up.ofport),)

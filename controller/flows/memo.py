@@ -43,3 +43,33 @@ def per_object(fn):
 
     wrapper.cache_clear = cache.clear
     return wrapper
+
+
+def latest_per(slot):
+    """Memoize only the latest result per slot, `slot(*args)` (e.g. one per
+    node and network): a call with arguments equal to the last one's returns
+    the very same object. For per-network pieces whose arguments change
+    often (a flood flow lists every port): one entry per slot, however many
+    versions there were.
+
+    @latest_per(lambda node, net, vlan, ofports: (node.id, net.id))
+    def install_flood(node, net, vlan, ofports): ...
+    """
+    def decorate(fn):
+        cache: dict = {}
+
+        @functools.wraps(fn)
+        def wrapper(*args):
+            key = slot(*args)
+            hit = cache.get(key)
+            if hit is not None and hit[0] == args:
+                return hit[1]
+            out = fn(*args)
+            if len(cache) >= MAX_ENTRIES:
+                cache.clear()
+            cache[key] = (args, out)
+            return out
+
+        wrapper.cache_clear = cache.clear
+        return wrapper
+    return decorate

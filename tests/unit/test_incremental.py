@@ -118,6 +118,49 @@ def test_a_key_clash_falls_back_to_first_wins():
     assert nc.desired == {f.key: f for f in compile_node(world, H1, compilers).flows}
 
 
+def test_lists_with_shared_duplicated_and_moved_objects_match_the_full_compile():
+    """NodeCompiler diffs each compiler's list by its changed middle and
+    counts objects across lists: random edits of memoized-looking lists
+    (objects shared by two compilers, repeated in one, moved, value-equal
+    copies, key clashes) always leave what compile_node gives."""
+    import random
+    rnd = random.Random(4)
+    pool = [Flow("br-int", 10, 100, match(reg5=i % 40), (("goto", 20 + i % 3),), i) for i in range(60)]
+    state = {"a": pool[:20], "b": pool[10:30]}
+
+    def comp_a(world, node):
+        return state["a"]
+
+    def comp_b(world, node):
+        return state["b"]
+
+    nc = NodeCompiler([comp_a, comp_b])
+    world = world_of([])
+    for step in range(400):
+        name = rnd.choice("ab")
+        items = list(state[name])
+        op = rnd.randrange(6)
+        if op == 0 and items:
+            del items[rnd.randrange(len(items))]
+        elif op == 1:
+            items.insert(rnd.randrange(len(items) + 1), rnd.choice(pool))
+        elif op == 2 and items:                # a value-equal copy, a new object
+            i = rnd.randrange(len(items))
+            items[i] = dataclasses.replace(items[i])
+        elif op == 3 and len(items) > 1:       # moved
+            items.insert(rnd.randrange(len(items)), items.pop(rnd.randrange(len(items))))
+        elif op == 4:
+            items.append(items[0] if items else pool[0])     # twice in one list
+        state[name] = items if op != 5 else state[name]     # 5: the very same list again
+        before = dict(nc.desired)
+        compiled, changed = nc.update(world, H1)
+        full = {f.key: f for f in compile_node(world, H1, [comp_a, comp_b]).flows}
+        assert nc.desired == full, step
+        if changed is not None:                 # every key whose flow changed is reported
+            assert {k for k in full.keys() | before.keys()
+                    if full.get(k) is not before.get(k)} <= changed, step
+
+
 def test_a_failing_compiler_makes_the_result_incomplete():
     def broken(world, node):
         raise RuntimeError("bug")

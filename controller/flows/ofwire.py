@@ -56,6 +56,7 @@ _HH = struct.Struct("!HH")
 _I = struct.Struct("!I")
 _OF13 = ofp.OFP_VERSION
 _CACHE_MAX = 200_000
+_PAD = [bytes(n) for n in range(8)]
 
 
 class _Unsupported(Exception):
@@ -160,21 +161,49 @@ def _order(k: str):
     return o
 
 
+_perm_cache: dict = {}
+
+
+def _wire_permutation(m) -> tuple:
+    """The indexes of a match tuple's fields in wire order; it depends on
+    the field names only, so it is computed once per shape of match."""
+    names = tuple([kv[0] for kv in m])
+    p = _perm_cache.get(names)
+    if p is None:
+        p = _perm_cache[names] = tuple(sorted(range(len(names)), key=lambda i: _order(names[i])))
+    return p
+
+
 def match_fields(m) -> list:
     """A Flow's match tuple as (field, value) pairs in wire order."""
-    return sorted(m, key=lambda kv: _order(kv[0]))
+    return [m[i] for i in _wire_permutation(m)]
 
 
 def match_bytes(m) -> bytes:
     """ofp_match (OXM type), padded to 8 bytes, for a Flow's match tuple."""
-    fields = b"".join([oxm_tlv(k, v) for k, v in match_fields(m)])
-    length = 4 + len(fields)
-    return _HH.pack(ofp.OFPMT_OXM, length) + fields + bytes(-length % 8)
+    get = _tlv_cache.get                       # keyed by the (field, value) pair itself
+    tlvs = [get(m[i]) or oxm_tlv(*m[i]) for i in _wire_permutation(m)]
+    length = 4 + sum(map(len, tlvs))
+    return b"".join([_HH.pack(ofp.OFPMT_OXM, length), *tlvs, _PAD[-length % 8]])
 
 
 # --- actions and instructions ---------------------------------------------------------
 
+_action_cache: dict = {}
+
+
 def _action_bytes(a: tuple) -> bytes:
+    """One action's bytes, cached by value: a port's flows differ in a few
+    actions (its ofport, its MAC) and share the rest."""
+    b = _action_cache.get(a)
+    if b is None:
+        if len(_action_cache) > _CACHE_MAX:
+            _action_cache.clear()
+        b = _action_cache[a] = _encode_action(a)
+    return b
+
+
+def _encode_action(a: tuple) -> bytes:
     op = a[0]
     if op == "output":
         if a[1] == "controller":
@@ -237,25 +266,30 @@ def instructions_bytes(actions: tuple) -> bytes:
 def flow_mod_bytes(flow: Flow, command: str, xid: int) -> bytes:
     """OFPT_FLOW_MOD for `flow`: add, modify-strict, or delete-strict limited
     to the flow's cookie (the same fields os-ken's OFPFlowMod would carry)."""
+    return b"".join(_flow_mod_parts(flow, command, xid)[1:])
+
+
+def _flow_mod_parts(flow: Flow, command: str, xid: int) -> tuple:
+    """(length, header, match, instructions) of a flow_mod: joined once by
+    the caller, with or without a bundle-add header in front."""
     m = match_bytes(flow.match)
     if command == DELETE:
-        body = m
-        cookie_mask, idle = ALL_ONES, 0
+        inst, cookie_mask, idle = b"", ALL_ONES, 0
     else:
-        body = m + instructions_bytes(flow.actions)
-        cookie_mask, idle = 0, flow.idle_timeout
-    return _FLOW_MOD.pack(_OF13, ofp.OFPT_FLOW_MOD, 48 + len(body), xid, flow.cookie, cookie_mask,
-                          flow.table, _COMMANDS[command], idle, 0, flow.priority, ofp.OFP_NO_BUFFER,
-                          ofp.OFPP_ANY, ofp.OFPG_ANY, 0) + body
+        inst, cookie_mask, idle = instructions_bytes(flow.actions), 0, flow.idle_timeout
+    length = 48 + len(m) + len(inst)
+    return (length, _FLOW_MOD.pack(_OF13, ofp.OFPT_FLOW_MOD, length, xid, flow.cookie, cookie_mask,
+                                   flow.table, _COMMANDS[command], idle, 0, flow.priority,
+                                   ofp.OFP_NO_BUFFER, ofp.OFPP_ANY, ofp.OFPG_ANY, 0), m, inst)
 
 
 def bundle_add_bytes(flow: Flow, command: str, xid: int, bundle_id: int, flags: int) -> bytes:
     """ONF bundle-add (OF1.3 extension) carrying the flow_mod; the inner
     message has the outer message's xid (OF1.3 bundle extension 3.3)."""
-    inner = flow_mod_bytes(flow, command, xid)
-    return _BUNDLE_ADD.pack(_OF13, ofp.OFPT_EXPERIMENTER, 24 + len(inner), xid,
-                            ofproto_common.ONF_EXPERIMENTER_ID, ofp.ONF_ET_BUNDLE_ADD_MESSAGE,
-                            bundle_id, flags) + inner
+    length, header, m, inst = _flow_mod_parts(flow, command, xid)
+    return b"".join((_BUNDLE_ADD.pack(_OF13, ofp.OFPT_EXPERIMENTER, 24 + length, xid,
+                                      ofproto_common.ONF_EXPERIMENTER_ID, ofp.ONF_ET_BUNDLE_ADD_MESSAGE,
+                                      bundle_id, flags), header, m, inst))
 
 
 def bundle_ctrl_bytes(bundle_id: int, ctrl_type: int, flags: int, xid: int) -> bytes:

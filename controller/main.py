@@ -37,14 +37,15 @@ def build_runtime(cfg) -> Runtime:
 
 
 class ApiServer:
-    """The WSGI app on a threaded werkzeug server, in a thread of its own."""
+    """The WSGI app on a threaded server that keeps connections alive
+    (controller/api/server.py), in a thread of its own."""
 
     def __init__(self, rt: Runtime, app=None):
-        from werkzeug.serving import make_server
         from controller.api.app import create_app
+        from controller.api.server import make_api_server
         self.app = app or create_app(rt)
-        self.server = make_server(rt.cfg.get("DEFAULT.bind_host"), rt.cfg.get("DEFAULT.bind_port"),
-                                  self.app, threaded=True)
+        self.server = make_api_server(rt.cfg.get("DEFAULT.bind_host"), rt.cfg.get("DEFAULT.bind_port"),
+                                      self.app)
         self.thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
 
     def start(self):

@@ -148,3 +148,49 @@ def test_unexpected_errors_never_leak_tracebacks(api_controller, admin):
         r = admin.get(path)
         assert r.status < 500, (path, r)
     assert "Traceback" not in api_controller.log_text()
+
+
+def test_connections_are_kept_alive_between_requests(api_controller):
+    """One connection serves many requests (clients reuse it); a body the
+    API did not need is skipped, not parsed as the next request; an
+    oversized body and `Connection: close` end the connection."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", api_controller.api_port, timeout=30)
+    try:
+        c.request("GET", "/")
+        r = c.getresponse()
+        assert r.status == 200 and r.getheader("Connection") != "close"
+        r.read()
+        sock = c.sock
+        c.request("GET", "/v2.0/networks", body=b'{"ignored": true}',
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200 and "networks" in json.loads(r.read())
+        c.request("GET", "/v2.0/networks/" + "x" * 300)     # answered without reading on
+        r = c.getresponse()
+        assert r.status == 404
+        r.read()
+        c.request("HEAD", "/")          # 405, and no body after the headers
+        r = c.getresponse()
+        assert r.status == 405 and r.read() == b""
+        c.request("DELETE", "/v2.0/networks/nope", body=b"{}")
+        r = c.getresponse()
+        assert r.status == 400 and r.read()
+        c.request("GET", "/")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200 and c.sock is sock      # all on the first connection
+        c.request("GET", "/", headers={"Connection": "close"})
+        r = c.getresponse()
+        assert r.getheader("Connection") == "close"
+        r.read()
+    finally:
+        c.close()
+    c = http.client.HTTPConnection("127.0.0.1", api_controller.api_port, timeout=30)
+    try:
+        c.request("POST", "/v2.0/networks", body=b"x" * (2 * 1024 * 1024),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 413 and r.getheader("Connection") == "close"
+    finally:
+        c.close()

@@ -115,7 +115,7 @@ def refresh_ports(session, world: World, port_ids) -> World:
                               for r in session.scalars(select(m.Router))}
     if any(f.port_id in ids for f in world.floatingips.values()):
         changes["floatingips"] = {f.id: _floatingip(f) for f in session.scalars(select(m.FloatingIP))}
-    return dataclasses.replace(world, ports=ports, neighbours=neighbours.snapshot(), **changes)
+    return world.with_ports(ports, ids, neighbours=neighbours.snapshot(), **changes)
 
 
 def _port_rows(session, ids: list[str]) -> list:

@@ -6,6 +6,8 @@ database; unit tests build it by hand. A compiler is a pure function
 """
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -146,8 +148,35 @@ class World:
 
     def nodes_of_network(self, network_id: str) -> set[str]:
         """Nodes with at least one port of this network plugged in."""
-        return {p.node_id for p in self.ports_of_network(network_id)
-                if p.node_id and p.ofport}
+        return set(self._plugged_by_network.get(network_id, ()))
+
+    def with_ports(self, ports: dict[str, "PortInfo"], ids, **changes) -> "World":
+        """This World with `ports` instead, where only the ports `ids` may
+        differ (new, changed or gone), and `changes` to other fields. The
+        port indexes this World already built are patched for those ports
+        rather than rebuilt: O(change), not O(ports), for the reconciler's
+        port-up path (snapshot.refresh_ports)."""
+        new = dataclasses.replace(self, ports=ports, **changes)
+        gone = [self.ports[i] for i in ids if i in self.ports]
+        came = [ports[i] for i in ids if i in ports]
+        mine, theirs = self.__dict__, new.__dict__     # where cached_property keeps its values
+        if "_ports_by_node" in mine:
+            theirs["_ports_by_node"] = _patched(mine["_ports_by_node"], gone, came, _plugged_node,
+                                                _by_ofport)
+        if "_ports_by_network" in mine:
+            theirs["_ports_by_network"] = _patched(mine["_ports_by_network"], gone, came,
+                                                   lambda p: p.network_id, _by_id)
+        if "_plugged_by_network" in mine:
+            idx = dict(mine["_plugged_by_network"])
+            for sign, some in ((-1, gone), (1, came)):
+                for p in some:
+                    if _plugged_node(p):
+                        counts = idx[p.network_id] = dict(idx.get(p.network_id, {}))
+                        counts[p.node_id] = counts.get(p.node_id, 0) + sign
+                        if not counts[p.node_id]:
+                            del counts[p.node_id]
+            theirs["_plugged_by_network"] = {k: v for k, v in idx.items() if v}
+        return new
 
     def router_zone(self, router_id: str) -> int:
         """The router's conntrack zone, also its number in reg6. Zones start
@@ -195,29 +224,69 @@ class World:
         return out
 
 
+    # The port indexes are patched, not rebuilt, by with_ports (keep both in step).
     @cached_property
     def _ports_by_node(self) -> dict[str, list[PortInfo]]:
         out: dict[str, list[PortInfo]] = {}
-        for p in sorted(self.ports.values(), key=lambda p: (p.ofport or 0, p.id)):
-            if p.node_id and p.ofport:
+        for p in sorted(self.ports.values(), key=_by_ofport):
+            if _plugged_node(p):
                 out.setdefault(p.node_id, []).append(p)
         return out
 
     @cached_property
     def _ports_by_network(self) -> dict[str, list[PortInfo]]:
         out: dict[str, list[PortInfo]] = {}
-        for p in sorted(self.ports.values(), key=lambda p: p.id):
+        for p in sorted(self.ports.values(), key=_by_id):
             out.setdefault(p.network_id, []).append(p)
         return out
+
+    @cached_property
+    def _plugged_by_network(self) -> dict[str, dict[str, int]]:
+        """network -> {node: how many of its ports are plugged there}."""
+        out: dict[str, dict[str, int]] = {}
+        for p in self.ports.values():
+            if _plugged_node(p):
+                counts = out.setdefault(p.network_id, {})
+                counts[p.node_id] = counts.get(p.node_id, 0) + 1
+        return out
+
+
+def _plugged_node(p: PortInfo) -> str | None:
+    return p.node_id if p.node_id and p.ofport else None
+
+
+def _by_ofport(p: PortInfo):
+    return (p.ofport or 0, p.id)
+
+
+def _by_id(p: PortInfo):
+    return p.id
+
+
+def _patched(index: dict, gone: list, came: list, key_of, sort_key) -> dict:
+    """A copy of `index` (key -> list sorted by sort_key) without the
+    objects `gone` and with `came` inserted in order; lists of other keys
+    are shared, not copied."""
+    out = dict(index)
+    for k in {key_of(p) for p in gone + came} - {None}:
+        drop = {id(p) for p in gone if key_of(p) == k}
+        lst = [p for p in out.get(k, ()) if id(p) not in drop] if drop else list(out.get(k, ()))
+        for p in came:
+            if key_of(p) == k:
+                bisect.insort(lst, p, key=sort_key)
+        if lst:
+            out[k] = lst
+        else:
+            out.pop(k, None)
+    return out
 
 
 def needed_local_vlans(world: World) -> set[tuple[str, str]]:
     """(node, network) pairs that need a local VLAN: a port of the network is
     plugged into the node. Shared by load_world and the tests' world builder.
     Routers add theirs (router_local_vlans)."""
-    pairs = {(p.node_id, p.network_id) for p in world.ports.values()
-             if p.node_id and p.ofport and p.network_id in world.networks
-             and p.node_id in world.nodes}
+    pairs = {(node, net) for net, nodes in world._plugged_by_network.items()
+             if net in world.networks for node in nodes if node in world.nodes}
     return pairs | router_local_vlans(world, pairs)
 
 

@@ -225,3 +225,33 @@ def test_refresh_ports_equals_a_whole_reload(db):
     with db.write() as s:
         assert fresh == load_world(s)
     assert not allocation_needed(fresh, {ids[0]})
+
+
+def test_with_ports_patches_the_indexes_to_what_a_new_world_builds():
+    import random
+    rnd = random.Random(1)
+    hosts = [H1, H2, node("inc-h3", "192.0.2.3")]
+    nets = [N1, N2]
+    ports: dict = {}
+    world = World(nodes={h.id: h for h in hosts}, networks={n.id: n for n in nets}, ports={})
+    world.ports_on(H1.id), world.ports_of_network(N1.id), world.nodes_of_network(N1.id)  # built
+    for step in range(500):
+        ids = set()
+        for _ in range(rnd.randrange(1, 4)):
+            i = rnd.randrange(40)
+            p = port(rnd.choice(nets), rnd.choice(hosts + [None]), rnd.randrange(1, 30),
+                     f"fa:16:3e:00:00:{i:02x}", f"10.0.0.{i + 2}")
+            ids.add(p.id)
+            if rnd.random() < 0.2:
+                ports.pop(p.id, None)
+            else:
+                ports[p.id] = p
+        new = world.with_ports(dict(ports), ids)
+        fresh = World(nodes=world.nodes, networks=world.networks, ports=dict(ports))
+        for h in hosts:
+            assert new.ports_on(h.id) == fresh.ports_on(h.id), step
+        for n in nets:
+            assert new.ports_of_network(n.id) == fresh.ports_of_network(n.id), step
+            assert new.nodes_of_network(n.id) == fresh.nodes_of_network(n.id), step
+        assert new._plugged_by_network == fresh._plugged_by_network, step
+        world = new

@@ -13,6 +13,7 @@ import threading
 
 from controller import config
 from controller.db.session import Database
+from controller.flows import neighbours
 from controller.runtime import Runtime
 
 LOG = logging.getLogger("controller")
@@ -31,6 +32,7 @@ def setup_logging(cfg) -> None:
 def build_runtime(cfg) -> Runtime:
     db = Database(cfg.database_url)
     db.upgrade()
+    neighbours.restore(db)          # before any flow is compiled: same NAT flows as before a restart
     rt = Runtime(cfg=cfg, db=db)
     Runtime.set_current(rt)
     return rt

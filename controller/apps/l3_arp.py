@@ -4,7 +4,8 @@ request sent from the router's gateway port on the gateway node, the reply
 punted back by a flow (controller/flows/nat.py, learn_gateway_mac).
 
 The MAC goes into controller/flows/neighbours.py, which the World snapshot
-reads; a new or changed MAC publishes a router change, so the reconciler
+reads, and into the database (restored at start: a restart changes no
+flow); a new or changed MAC publishes a router change, so the reconciler
 recompiles the NAT flows that need it. Requests repeat every REFRESH_S (a
 replaced upstream router is noticed), every RETRY_S while some MAC is still
 unknown, and at once when a gateway node connects or a router changes.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from typing import Callable
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -28,12 +30,14 @@ from os_ken.lib.packet import arp, ethernet, icmp, ipv4, packet
 from os_ken.ofproto import ether
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
+from sqlalchemy import select
 
 from controller.apps.guard import guarded
+from controller.db import models as m
 from controller.events import Change
 from controller.flows import cookies, neighbours
 from controller.flows import tables as t
-from controller.flows.snapshot import load_world
+from controller.flows.router_snapshot import load_router_world
 from controller.flows.uplink import tagged, uplink_of
 from controller.flows.world import World
 from controller.runtime import Runtime
@@ -103,12 +107,13 @@ class L3Arp(app_manager.OSKenApp):
         world = self._world
         if world is None:
             return
+        routers = [r for r in world.routers.values()
+                   if r.gateway and r.gateway.ip == dst_ip and r.gateway.nexthop == src_ip]
         changed = []
-        for r in world.routers.values():
-            gw = r.gateway
-            if gw and gw.ip == dst_ip and gw.nexthop == src_ip:
-                if neighbours.learn(gw.network_id, src_ip, src_mac):
-                    changed.append(r.id)
+        for net in sorted({r.gateway.network_id for r in routers}):
+            if neighbours.learn(net, src_ip, src_mac):
+                neighbours.store(self.rt.db, net, src_ip, src_mac)     # kept across restarts
+                changed += [r.id for r in routers if r.gateway.network_id == net]
         if changed:
             LOG.info("external gateway %s is at %s (routers %s)", src_ip, src_mac, changed)
             self.rt.bus.publish([Change("router", rid, "update") for rid in changed])
@@ -120,13 +125,22 @@ class L3Arp(app_manager.OSKenApp):
         in_port = msg.match.get("in_port")
         if in_port is None or in_port >= t.INT_PATCH_TUN_OFPORT:
             return                       # from another host or the outside: not our sender
-        data = time_exceeded_reply(self._world, router_prefix, bytes(msg.data))
+        data = time_exceeded_reply(self._world, router_prefix, bytes(msg.data), self._port_mac)
         if data is None:
             return
         dp = msg.datapath
         dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
                                         actions=[parser.OFPActionOutput(in_port)], data=data))
         self.time_exceeded_sent += 1
+
+    def _port_mac(self, network_id: str, ip: str) -> str | None:
+        """The MAC of the port holding ip on the network (the router World
+        has no VM ports)."""
+        with self.rt.db.read() as s:
+            mac = s.scalar(select(m.Port.mac_address).join(m.IPAllocation)
+                           .where(m.IPAllocation.network_id == network_id,
+                                  m.IPAllocation.ip_address == ip))
+        return mac.lower() if mac else None
 
     # --- resolving -----------------------------------------------------------------
 
@@ -142,9 +156,11 @@ class L3Arp(app_manager.OSKenApp):
 
     def resolve_all(self) -> bool:
         """Send one ARP request per (router gateway, next hop) from the
-        router's gateway node; -> True while some next hop is unknown."""
+        router's gateway node; -> True while some next hop is unknown.
+        Reads only routers and what they sit on (router_snapshot), not the
+        whole World: this runs every RETRY_S while a MAC is unknown."""
         with self.rt.db.read() as s:
-            world = load_world(s, allocate=False)
+            world = load_router_world(s)
         self._world = world
         unresolved = False
         for r in world.routers.values():
@@ -180,13 +196,16 @@ class L3Arp(app_manager.OSKenApp):
         self.requests_sent += 1
 
 
-def time_exceeded_reply(world: World | None, router_prefix: str, frame: bytes) -> bytes | None:
+def time_exceeded_reply(world: World | None, router_prefix: str, frame: bytes,
+                        port_mac: Callable[[str, str], str | None] | None = None) -> bytes | None:
     """The ICMP time exceeded (RFC 792) frame answering `frame`, an untagged
     IPv4 frame a VM sent to the router whose cookie prefix is
     `router_prefix`, from that router's address on the sender's subnet;
     None when there is nothing to answer. Whatever the flow did to the frame
     before punting it, the router is told by its cookie and the sender's
-    subnet, and the MACs by the router interface on that subnet."""
+    subnet, and the MACs by the router interface on that subnet (or, when
+    the frame's MACs were already rewritten, port_mac(network, sender ip),
+    by default looked up in the world's ports)."""
     if world is None:
         return None
     pkt = packet.Packet(frame)
@@ -205,8 +224,7 @@ def time_exceeded_reply(world: World | None, router_prefix: str, frame: bytes) -
         return None
     vm_mac = eth.src if eth.dst == iface.mac else None
     if vm_mac is None:                   # MACs already rewritten (dec_ttl's invalid_ttl)
-        vm_mac = next((p.mac for p in world.ports_of_network(iface.network_id)
-                       if any(a == ip.src for _s, a in p.fixed_ips)), None)
+        vm_mac = (port_mac or _world_port_mac(world))(iface.network_id, ip.src)
     if vm_mac is None:
         return None
     original = frame[14:14 + ip.header_length * 4 + 8]      # the header + 8 bytes (RFC 792)
@@ -217,3 +235,10 @@ def time_exceeded_reply(world: World | None, router_prefix: str, frame: bytes) -
                                data=icmp.TimeExceeded(data_len=0, data=original)))
     out.serialize()
     return bytes(out.data)
+
+
+def _world_port_mac(world: World) -> Callable[[str, str], str | None]:
+    def find(network_id: str, ip: str) -> str | None:
+        return next((p.mac for p in world.ports_of_network(network_id)
+                     if any(a == ip for _s, a in p.fixed_ips)), None)
+    return find

@@ -228,6 +228,18 @@ class LocalVlan(Base):
     vlan: Mapped[int] = mapped_column(Integer)
 
 
+class Neighbour(Base):
+    """A MAC the controller resolved by ARP: an external network's gateway
+    (controller/flows/neighbours.py). Stored so that a restarted controller
+    compiles the same NAT flows at once instead of removing them until it
+    has resolved the gateway again."""
+    __tablename__ = "neighbours"
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mac_address: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class MetadataAddress(Base):
     """The index of the address a VM port's metadata requests come from
     (controller/proxy/addresses.py): the proxy maps it back to the port.

@@ -6,7 +6,10 @@
 Each "hypervisor" is one br-int bridge (datapath_type=netdev, fail_mode=secure,
 OpenFlow 1.3, its own datapath-id) on a single ovs-vswitchd running in a
 network namespace of our own, all connected to the controller through one
-socat relay (unix socket in the run dir -> 127.0.0.1). Every node is
+socat relay (unix socket in the run dir -> 127.0.0.1; tests/lab/bridges.py,
+which also explains the relay's listen backlog and why the bridges' configured
+1 s reconnect backoff is applied once they are connected: OVS 3.1 would
+otherwise back off up to 8 s while the controller restarts). Every node is
 registered through the REST API (POST /v2.0/nodes, as node-bootstrap does);
 `--ports-on` of them get `--ports-per-node` VM ports each on one of 10 GRE
 networks, bound in the database (made-up ofports, as bench_flows.py does: only
@@ -22,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,96 +34,9 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import PREVIOUS_REV, export_rev, load, make_controller, rng, rss_kb, serve, wait  # noqa: E402
 
+from tests.lab.bridges import ManyBridges  # noqa: E402
+
 SCRIPT = os.path.abspath(__file__)
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
-
-
-def sh(*argv, netns=None, env=None, check=True, timeout=120):
-    argv = [str(a) for a in argv]
-    if netns:
-        argv = ["ip", "netns", "exec", netns] + argv
-    r = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, **(env or {})),
-                       timeout=timeout)
-    if check and r.returncode:
-        raise RuntimeError(f"{' '.join(argv)}: {r.returncode} {r.stdout}{r.stderr}")
-    return r.stdout
-
-
-class Switchd:
-    """ovsdb-server + one userspace ovs-vswitchd in a namespace of our own,
-    with N bridges; removed by close() even after a failure."""
-
-    def __init__(self, n: int, ofp_port: int):
-        self.tag = "qs" + secrets.token_hex(3)
-        self.dir = tempfile.mkdtemp(prefix=f"{self.tag}-", dir="/tmp")
-        self.netns = self.tag
-        self.env = {k: self.dir for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR")}
-        self.db = f"unix:{self.dir}/db.sock"
-        self.n, self.ofp_port = n, ofp_port
-        self.socat = None
-        self.dpids = {f"br{i:03d}": 0x5C00_0000_0000 + i for i in range(n)}
-
-    def start(self):
-        sh("ip", "netns", "add", self.netns)
-        sh("ip", "-n", self.netns, "link", "set", "lo", "up")
-        sh("ovsdb-tool", "create", f"{self.dir}/conf.db", SCHEMA)
-        sh("ovsdb-server", f"{self.dir}/conf.db", f"--remote=punix:{self.dir}/db.sock",
-           f"--pidfile={self.dir}/ovsdb-server.pid", "--detach", f"--log-file={self.dir}/ovsdb-server.log",
-           env=self.env)
-        self.vsctl("--no-wait", "init")
-        sh("ovs-vswitchd", self.db, f"--pidfile={self.dir}/ovs-vswitchd.pid", "--detach",
-           f"--log-file={self.dir}/ovs-vswitchd.log", netns=self.netns, env=self.env)
-        self.socat = subprocess.Popen(["socat", f"UNIX-LISTEN:{self.dir}/ctl.sock,fork,unlink-early",
-                                       f"TCP:127.0.0.1:{self.ofp_port}"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        wait(lambda: os.path.exists(f"{self.dir}/ctl.sock"), 10, "socat relay")
-        args = []
-        for br, dpid in self.dpids.items():
-            args += ["--", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
-                     "fail_mode=secure", "protocols=OpenFlow13", f"other-config:datapath-id={dpid:016x}",
-                     "other-config:disable-in-band=true", f"controller=@c{br}",
-                     "--", f"--id=@c{br}", "create", "Controller", f"target=\"unix:{self.dir}/ctl.sock\"",
-                     "max_backoff=1000"]
-        self.vsctl("--timeout=120", *args)
-        return self
-
-    def vsctl(self, *args):
-        return sh("ovs-vsctl", f"--db={self.db}", *args)
-
-    def flow_count(self, br) -> int:
-        out = sh("ovs-ofctl", "-O", "OpenFlow13", "dump-aggregate", f"unix:{self.dir}/{br}.mgmt")
-        return int(out.split("flow_count=")[1].split()[0])
-
-    def del_flows(self):
-        for br in self.dpids:
-            sh("ovs-ofctl", "-O", "OpenFlow13", "del-flows", f"unix:{self.dir}/{br}.mgmt")
-
-    def rss_kb(self) -> int:
-        try:
-            with open(f"{self.dir}/ovs-vswitchd.pid") as f:
-                return rss_kb(int(f.read().strip()))
-        except (OSError, ValueError):
-            return 0
-
-    def close(self):
-        if self.socat is not None:
-            self.socat.kill()
-            self.socat.wait()
-        for daemon in ("ovs-vswitchd", "ovsdb-server"):
-            try:
-                with open(f"{self.dir}/{daemon}.pid") as f:
-                    pid = int(f.read().strip())
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if daemon.encode() in f.read():
-                        os.kill(pid, signal.SIGTERM)
-                        for _ in range(100):
-                            if not os.path.exists(f"/proc/{pid}"):
-                                break
-                            time.sleep(0.05)
-            except (OSError, ValueError):
-                pass
-        sh("ip", "netns", "del", self.netns, check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def threads(pid: int) -> int | None:
@@ -134,7 +47,7 @@ def threads(pid: int) -> int | None:
         return None
 
 
-def register_nodes(api_url: str, sw: Switchd) -> None:
+def register_nodes(api_url: str, sw: ManyBridges) -> None:
     """POST /v2.0/nodes for every bridge, as node-bootstrap does."""
     import json
     import urllib.request
@@ -150,7 +63,7 @@ def register_nodes(api_url: str, sw: Switchd) -> None:
             r.read()
 
 
-def populate(db_url: str, sw: Switchd, ports_on: int, per_node: int) -> int:
+def populate(db_url: str, sw: ManyBridges, ports_on: int, per_node: int) -> int:
     """10 GRE networks; `per_node` VM ports on each of the first `ports_on`
     nodes, spread over the networks, bound in the database."""
     from controller.db import models as m
@@ -201,7 +114,7 @@ def converged(c, n: int, ours: bool):
     return st
 
 
-def cold_and_restart(c, sw: Switchd, ours: bool) -> dict:
+def cold_and_restart(c, sw: ManyBridges, ours: bool) -> dict:
     r = {}
     c.stop()
     sw.del_flows()
@@ -237,6 +150,7 @@ def main():
     ap.add_argument("--ports-per-node", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--previous", default=PREVIOUS_REV, help="git revision to compare with, or 'none'")
+    ap.add_argument("--keep", action="store_true", help="keep the state dir (controller log) at the end")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-scale-")
     c = make_controller(os.path.join(tmp, "ctl"), SCRIPT)
@@ -247,7 +161,7 @@ def main():
         cp = make_controller(c.state_dir, os.path.join(os.path.dirname(SCRIPT), "bench_flows.py"),
                              tree=prev_tree)
         cp.api_port, cp.ofp_port = c.api_port, c.ofp_port
-    sw = Switchd(args.nodes, c.ofp_port)
+    sw = ManyBridges(args.nodes, c.ofp_port)
     ours, prev, loads = [], [], [load()]
     try:
         c.start()
@@ -257,6 +171,8 @@ def main():
         print(f"{args.nodes} bridges on one vswitchd, {n_ports} ports on {args.ports_on} of them; {loads[0]}",
               flush=True)
         wait(lambda: converged(c, sw.n, True), 600, "first convergence", interval=0.1)
+        wait(lambda: sw.connected() == sw.n, 60, "all bridges connected")
+        sw.apply_max_backoff()     # OVS 3.1: see tests/lab/bridges.py
         for i in range(args.repeat):
             ours.append(cold_and_restart(c, sw, True))
             print(f"  run {i + 1} ours: {ours[-1]}", flush=True)
@@ -273,6 +189,10 @@ def main():
         sw.close()
         if prev_tree:
             shutil.rmtree(prev_tree, ignore_errors=True)
+        if args.keep:
+            print(f"state dir and controller log kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(f"{len(ours)} runs; {loads[0]} at start, {loads[-1]} at the end")
     hdr = f"{'figure (' + str(args.nodes) + ' bridges)':44} {'ours':>15} {'previous ' + args.previous:>17} {'target / note':>26}"

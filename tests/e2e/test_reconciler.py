@@ -223,3 +223,44 @@ def test_changes_while_no_switch_is_connected(controller_factory, lab_factory):
         assert "Traceback" not in c.log_text()
     finally:
         db.dispose()
+
+
+def test_many_switches_connecting_at_once(controller_factory):
+    """60 bridges on one vswitchd (60 registered nodes) connect in the same
+    instant, at start and again after a controller restart: every one is
+    accepted and gets its flows; after the restart every one is read back
+    and confirmed with zero flow_mods."""
+    from tests.lab.bridges import ManyBridges
+
+    c = controller_factory()
+    api = Api(c.url)
+    db = Database(f"sqlite:///{c.state_dir}/quantum.db")
+    try:
+        with ManyBridges(60, c.ofp_port) as mb:
+            for i, (br, dpid) in enumerate(mb.dpids.items()):
+                api.post("/nodes", {"node": {"hostname": f"{mb.tag}-{br}", "role": "compute",
+                                             "tunnel_ip": f"172.30.0.{i + 1}", "tunnel_type": "gre",
+                                             "ovsdb": mb.db, "bridge_mappings": {},
+                                             "bridges": {"br-int": dpid}}})
+            want = desired(db, f"{mb.tag}-br000")["br-int"]
+
+            def all_programmed():
+                return all(mb.flow_count(br) == want for br in mb.dpids)
+            wait_until(all_programmed, 60, interval=0.5, what="flows on all 60 bridges")
+            wait_until(lambda: mb.connected() == 60, 30, what="60 connections up")
+            mb.apply_max_backoff()       # as a hypervisor's first port plug would (OVS < 3.3)
+
+            c.stop()
+            mark = len(c.log_text())
+            c.start()
+            pat = re.compile(r"switch ([0-9a-f]{16}) \(br-int\): resynced in [\d.]+s after connect, (\d+) flow_mods")
+
+            def resynced_all():
+                got = {int(d, 16): int(n) for d, n in pat.findall(c.log_text()[mark:])}
+                return got if set(got) == set(mb.dpids.values()) else None
+            got = wait_until(resynced_all, 60, interval=0.2, what="60 switches resynced after restart")
+            assert set(got.values()) == {0}
+            assert all_programmed()
+            assert "Traceback" not in c.log_text()
+    finally:
+        db.dispose()

@@ -313,6 +313,8 @@ class Capture:
                              stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         wait_until(lambda: "listening" in open(log).read() or self.proc.poll() is not None, 10,
                    what="tcpdump listening")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"tcpdump in {vm.name} did not start: {open(log).read()}")
 
     def packets(self) -> list:
         """Stop the capture; the DHCP packets seen."""

@@ -322,7 +322,8 @@ def breakdown(vm_pcap: str, lo_pcap: str, ofp_port: int) -> dict[str, list[float
         for raw, xid in xids.items():
             if raw in data:
                 events.append((float(p.time), "in" if p[TCP].dport == ofp_port else "out", xid, None))
-    out = {"to_controller": [], "in_controller": [], "to_vm": []}
+    out = {"to_controller": [], "in_controller": [], "to_vm": [],
+           "in_controller_offer": [], "in_controller_ack": []}
     state: dict[int, dict] = {}
     for t, where, xid, mt in sorted(events):
         s = state.setdefault(xid, {})
@@ -337,6 +338,7 @@ def breakdown(vm_pcap: str, lo_pcap: str, ofp_port: int) -> dict[str, list[float
             out["to_controller"].append(s["in"] - s["req"])
             out["in_controller"].append(s["out"] - s["in"])
             out["to_vm"].append(t - s["out"])
+            out["in_controller_" + ("offer" if mt == 2 else "ack")].append(s["out"] - s["in"])
             s.clear()
     return out
 
@@ -367,6 +369,8 @@ def report(ours, theirs, args):
         print("  where ours' reply time goes (both exchanges; OVS, the lab's socat relay, the controller):")
         for key, label in (("to_controller", "VM NIC -> packet-in at the controller"),
                            ("in_controller", "packet-in -> packet-out (controller process)"),
+                           ("in_controller_offer", "  of which DISCOVER -> OFFER"),
+                           ("in_controller_ack", "  of which REQUEST -> ACK"),
                            ("to_vm", "packet-out -> VM NIC")):
             xs = ours[key]
             print(f"    {label:44} p50 {pct(xs, 50) * 1000:6.2f}  p90 {pct(xs, 90) * 1000:6.2f}  "

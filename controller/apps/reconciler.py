@@ -44,7 +44,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from controller.apps.guard import guarded
 from controller.db import models as m
@@ -712,9 +712,10 @@ class Reconciler(app_manager.OSKenApp):
             self._resync_all()
             return False
         self._send_meters(job, job.meter_dels, ofcodec.DELETE)   # after the flows using them went
-        for f in job.mods[:3]:
-            LOG.info("switch %016x: modified %s (was %s)", sw.dpid, f,
-                     (sw.installed or {}).get(f.key))
+        if LOG.isEnabledFor(logging.DEBUG):    # a flood flow lists every port: costly text
+            for f in job.mods[:3]:
+                LOG.debug("switch %016x: modified %s (was %s)", sw.dpid, f,
+                          (sw.installed or {}).get(f.key))
         job.apply_to_model()
         sw.synced = job.synced_to
         sw.reconciles += 1
@@ -765,19 +766,14 @@ class Reconciler(app_manager.OSKenApp):
 
         def txn(s):
             own_revisions.clear()          # a retried transaction starts over
-            pt, log = m.Port.__table__, m.ChangeLog.__table__
-            q = select(pt.c.id, pt.c.status)
-            if candidates is not None:
-                q = q.where(pt.c.id.in_(sorted(wants)))
-            changed = []
-            for pid, status in s.execute(q).all():
-                want = wants.get(pid)
-                if want is not None and status != want:
-                    s.execute(update(pt).where(pt.c.id == pid).values(
-                        status=want, revision_number=func.coalesce(pt.c.revision_number, 0) + 1))
-                    changed.append(pid)
+            if candidates is None:
+                rows = s.execute(_ALL_STATUSES).all()
+            else:
+                rows = s.execute(_STATUSES, {"ids": sorted(wants)}).all()
+            changed = [pid for pid, status in rows if wants.get(pid) not in (None, status)]
             for pid in changed:
-                r = s.execute(log.insert().values(kind="port", resource_id=pid))
+                s.execute(_SET_STATUS, {"pid": pid, "status": wants[pid]})
+                r = s.execute(_LOG_PORT, {"resource_id": pid})
                 own_revisions.add(r.inserted_primary_key[0])
             return changed
 
@@ -793,6 +789,15 @@ class Reconciler(app_manager.OSKenApp):
         if changed:
             LOG.info("port status changed: %d port(s)", len(changed))
             self.rt.bus.publish([Change("port", pid, "update") for pid in changed])
+
+
+# Port status statements, built once (building them cost more than running them).
+_PORTS, _CHANGES = m.Port.__table__, m.ChangeLog.__table__
+_ALL_STATUSES = select(_PORTS.c.id, _PORTS.c.status)
+_STATUSES = _ALL_STATUSES.where(_PORTS.c.id.in_(bindparam("ids", expanding=True)))
+_SET_STATUS = update(_PORTS).where(_PORTS.c.id == bindparam("pid")).values(
+    status=bindparam("status"), revision_number=func.coalesce(_PORTS.c.revision_number, 0) + 1)
+_LOG_PORT = _CHANGES.insert().values(kind="port")
 
 
 class _Job:

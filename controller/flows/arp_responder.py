@@ -15,7 +15,7 @@ import ipaddress
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
-from controller.flows.memo import per_object
+from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import is_usable
 from controller.flows.world import NodeInfo, World
 
@@ -35,16 +35,19 @@ def compile_arp_responder(world: World, node: NodeInfo) -> list[Flow]:
         for p in world.ports_of_network(net.id):
             if not p.admin_state_up:
                 continue
-            out += _answers_for(p, vlan)
+            out += _answers_for(p.id, p.mac, p.fixed_ips, vlan)
         for p in world.ports_on(node.id):
             if p.network_id == net.id and p.admin_state_up:
                 out += _own_addresses(p)
     return out
 
 
-@per_object      # per port: unchanged ports cost a lookup (memo.py)
-def _answers_for(p, vlan: int) -> list[Flow]:
-    return [answer_arp(vlan, ip, p.mac, cookies.cookie("port", p.id)) for ip in _ipv4s(p)]
+# By value, not by PortInfo: binding a port (a new PortInfo, new ofport)
+# leaves its answers the very same objects (compiler.NodeCompiler).
+@latest_per(lambda port_id, mac, fixed_ips, vlan: (port_id, vlan))
+def _answers_for(port_id: str, mac: str, fixed_ips: tuple, vlan: int) -> list[Flow]:
+    c = cookies.cookie("port", port_id)
+    return [answer_arp(vlan, ip, mac, c) for ip in _ipv4s_of(fixed_ips)]
 
 
 @per_object
@@ -79,4 +82,8 @@ def dont_answer_own(ofport: int, ip: str, c: int) -> Flow:
 
 
 def _ipv4s(p) -> list[str]:
-    return sorted({ip for _s, ip in p.fixed_ips if ipaddress.ip_address(ip).version == 4})
+    return _ipv4s_of(p.fixed_ips)
+
+
+def _ipv4s_of(fixed_ips) -> list[str]:
+    return sorted({ip for _s, ip in fixed_ips if ipaddress.ip_address(ip).version == 4})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
-from controller.flows.memo import per_object
+from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import TUNNEL_TYPES, is_usable, tagged
 from controller.flows.world import NetworkInfo, NodeInfo, World
 
@@ -34,6 +34,7 @@ def compile_br_tun(world: World, node: NodeInfo) -> list[Flow]:
     return out
 
 
+@latest_per(lambda net, vlan: (net.id, vlan))     # the same object round after round
 def install_from_tunnel(net: NetworkInfo, vlan: int) -> Flow:
     return Flow("br-tun", T.FROM_TUNNEL, t.PRIO_DEFAULT, match(tunnel_id=net.segmentation_id),
                 (("push_vlan", 0x8100), ("set_field", "vlan_vid", tagged(vlan)),
@@ -64,7 +65,12 @@ def install_flood_to_tunnels(world: World, node: NodeInfo, net: NetworkInfo, vla
                   if n != node.id and n in world.nodes and world.nodes[n].tunnel_ip})
     if not ips:
         return None
-    return Flow("br-tun", T.TO_TUNNEL, 1, match(vlan_vid=tagged(vlan)), _to_hosts(net, ips),
+    return _flood_to(node.id, net, vlan, tuple(ips))
+
+
+@latest_per(lambda node_id, net, vlan, ips: (node_id, net.id))   # the same object while the hosts stay
+def _flood_to(node_id: str, net: NetworkInfo, vlan: int, ips: tuple[str, ...]) -> Flow:
+    return Flow("br-tun", T.TO_TUNNEL, 1, match(vlan_vid=tagged(vlan)), _to_hosts(net, list(ips)),
                 cookies.cookie("network", net.id))
 
 

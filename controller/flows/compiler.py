@@ -246,9 +246,11 @@ def _changed_middle(old: list, new: list) -> tuple[list, list]:
     """The parts of `old` and `new` between their common head and tail (the
     same objects at the same places from either end)."""
     n = min(len(old), len(new))
-    same = list(map(operator.is_, old, new))
-    head = same.index(False) if False in same else n
+    # The first place where they differ, from the front, then from the back
+    # (lazy, C speed: stops at the first difference).
+    head = next(itertools.compress(itertools.count(), map(operator.is_not, old, new)), n)
     rest = n - head
-    same = list(map(operator.is_, reversed(old), reversed(new)))[:rest]
-    tail = same.index(False) if False in same else rest
+    tail = next(itertools.compress(itertools.count(), map(operator.is_not, reversed(old), reversed(new))),
+                rest)
+    tail = min(tail, rest)
     return old[head:len(old) - tail], new[head:len(new) - tail]

@@ -23,6 +23,7 @@ stable across restarts), rate `dhcp.packet_in_rate` packets/s, drop band.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from controller.flows import cookies
@@ -100,6 +101,7 @@ def punt_dhcp(p: PortInfo, rate: int) -> list:
     ]
 
 
+@functools.lru_cache(maxsize=4096)     # by value: the same object round after round
 def answer_ping(vlan: int, ip: str, mac: str, c: int) -> Flow:
     actions = (
         ("move", "eth_src", "eth_dst", 48),

@@ -32,6 +32,8 @@ Quantum's metadata traffic did.
 """
 from __future__ import annotations
 
+import functools
+
 from controller.flows import cookies
 from controller.flows.arp_responder import reply_in_place
 from controller.flows import tables as t
@@ -57,15 +59,7 @@ def compile_metadata(world: World, node: NodeInfo,
     settings = settings or configured()
     if settings is None or "br-int" not in dict(node.bridges):
         return []
-    c = cookies.cookie("metadata", node.id)
-    out = [
-        Flow("br-int", T.CLASSIFY, t.PRIO_DEFAULT, match(in_port=UPLINK),
-             (("goto", int(T.METADATA)),), c),
-        Flow("br-int", T.METADATA, 1, match(in_port=UPLINK), (), c),
-        Flow("br-int", T.METADATA, t.PRIO_DEFAULT,
-             match(eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=METADATA_IP),
-             arp_reply(METADATA_MAC, METADATA_IP), c),
-    ]
+    out = list(node_flows(node.id))
     for p in world.ports_on(node.id):
         index = world.metadata_indexes.get(p.id)
         if index is None or not p.admin_state_up or not wants_metadata(p):
@@ -74,6 +68,20 @@ def compile_metadata(world: World, node: NodeInfo,
             continue
         out += redirect_port(p, index, settings)
     return out
+
+
+@functools.lru_cache(maxsize=4096)     # the same objects round after round (compiler.NodeCompiler)
+def node_flows(node_id: str) -> tuple[Flow, ...]:
+    """The uplink's entry, its default drop and the ARP answer for 169.254.169.254."""
+    c = cookies.cookie("metadata", node_id)
+    return (
+        Flow("br-int", T.CLASSIFY, t.PRIO_DEFAULT, match(in_port=UPLINK),
+             (("goto", int(T.METADATA)),), c),
+        Flow("br-int", T.METADATA, 1, match(in_port=UPLINK), (), c),
+        Flow("br-int", T.METADATA, t.PRIO_DEFAULT,
+             match(eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=METADATA_IP),
+             arp_reply(METADATA_MAC, METADATA_IP), c),
+    )
 
 
 def source_mac(index: int) -> str:

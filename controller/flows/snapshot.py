@@ -23,7 +23,7 @@ import logging
 import threading
 from types import SimpleNamespace
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import bindparam, create_engine, event, select
 from sqlalchemy.orm import Session
 
 from controller.db import models as m
@@ -121,16 +121,21 @@ def refresh_ports(session, world: World, port_ids) -> World:
 def _port_rows(session, ids: list[str]) -> list:
     """Port rows with their fixed IPs, as plain SQL (the ORM's objects and
     selectin loads cost several ms a round), shaped for _port()."""
-    pt, at = m.Port.__table__, m.IPAllocation.__table__
     ips: dict[str, list] = {}
-    for a in session.execute(select(at.c.port_id, at.c.subnet_id, at.c.ip_address)
-                             .where(at.c.port_id.in_(ids)).order_by(at.c.ip_address)):
+    for a in session.execute(_PORT_IPS, {"ids": ids}):
         ips.setdefault(a.port_id, []).append(a)
-    cols = [pt.c[n] for n in ("id", "network_id", "project_id", "mac_address", "device_owner",
-                              "device_id", "admin_state_up", "port_security_enabled",
-                              "allowed_address_pairs", "host_id", "vif_type", "ofport")]
     return [SimpleNamespace(**r._mapping, fixed_ips=ips.get(r.id, []))
-            for r in session.execute(select(*cols).where(pt.c.id.in_(ids)))]
+            for r in session.execute(_PORT_ROWS, {"ids": ids})]
+
+
+# Built once: building the statements cost more than running them.
+_PT, _AT = m.Port.__table__, m.IPAllocation.__table__
+_PORT_IPS = (select(_AT.c.port_id, _AT.c.subnet_id, _AT.c.ip_address)
+             .where(_AT.c.port_id.in_(bindparam("ids", expanding=True))).order_by(_AT.c.ip_address))
+_PORT_ROWS = select(*[_PT.c[n] for n in (
+    "id", "network_id", "project_id", "mac_address", "device_owner", "device_id", "admin_state_up",
+    "port_security_enabled", "allowed_address_pairs", "host_id", "vif_type", "ofport")]).where(
+    _PT.c.id.in_(bindparam("ids", expanding=True)))
 
 
 # --- read-only snapshots --------------------------------------------------------

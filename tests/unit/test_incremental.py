@@ -255,3 +255,48 @@ def test_with_ports_patches_the_indexes_to_what_a_new_world_builds():
             assert new.nodes_of_network(n.id) == fresh.nodes_of_network(n.id), step
         assert new._plugged_by_network == fresh._plugged_by_network, step
         world = new
+
+
+def test_port_status_follows_the_confirmed_nodes(db):
+    """The reconciler's status write: ACTIVE for bound admin-up ports of a
+    confirmed node, DOWN for unbound VM ports, candidates of an unconfirmed
+    node kept for later; its change-log rows are remembered as its own."""
+    from types import SimpleNamespace
+
+    from controller.apps.reconciler import Reconciler
+    from controller.db import models as m
+    from controller.events import ChangeBus
+    from controller.flows.snapshot import load_world, read_session
+    with db.write() as s:
+        s.add(m.Node(id=str(uuid.uuid4()), hostname="hv-s", role="compute", tunnel_ip="192.0.2.8",
+                     tunnel_type="gre", bridges={"br-int": 1}))
+        n = m.Network(id=str(uuid.uuid4()), project_id="p", name="n", network_type="gre",
+                      segmentation_id=8, mtu=1450, admin_state_up=True)
+        s.add(n)
+        s.flush()
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        for i, pid in enumerate(ids):
+            s.add(m.Port(id=pid, project_id="p", network_id=n.id, mac_address=f"fa:16:3e:00:08:{i:02x}",
+                         device_owner="compute:nova", status="ACTIVE" if i == 2 else "DOWN",
+                         host_id="hv-s" if i < 2 else "", vif_type="ovs" if i < 2 else "unbound",
+                         ofport=i + 1 if i < 2 else None))
+    with read_session(db) as s:
+        world = load_world(s, allocate=False)
+    node_id = next(iter(world.nodes))
+    published = []
+    bus = ChangeBus()
+    bus.subscribe(published.extend)
+    fake = SimpleNamespace(rt=SimpleNamespace(db=db, bus=bus), _own_revisions=set(), _status_pending=set())
+    Reconciler._update_port_status(fake, world, set(), {ids[0], ids[2]})
+    assert fake._status_pending == {ids[0]}           # its node is not confirmed yet
+    Reconciler._update_port_status(fake, world, {node_id}, {ids[0]} | fake._status_pending)
+    with db.read() as s:
+        status = {p.id: (p.status, p.revision_number) for p in s.query(m.Port)}
+        logged = {r.revision: r.resource_id for r in s.query(m.ChangeLog)}
+    assert status[ids[0]][0] == "ACTIVE" and status[ids[1]][0] == "DOWN" and status[ids[2]][0] == "DOWN"
+    assert {logged[r] for r in fake._own_revisions} == {ids[0], ids[2]}
+    assert sorted(c.id for c in published) == sorted([ids[0], ids[2]])
+    Reconciler._update_port_status(fake, world, {node_id}, None)    # everything: ids[1] too
+    with db.read() as s:
+        assert s.get(m.Port, ids[1]).status == "ACTIVE"
+        assert s.get(m.Port, ids[0]).revision_number == status[ids[0]][1]   # unchanged: not written

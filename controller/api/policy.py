@@ -229,6 +229,7 @@ class Enforcer:
             rules.update(_load_file(policy_file))
         self.texts = rules
         self.rules = {name: compile_rule(text) for name, text in rules.items()}
+        self._needs_target_memo: dict[str, bool] = {}    # rules never change after loading
 
     def has(self, name: str) -> bool:
         return name in self.rules
@@ -287,11 +288,17 @@ class Enforcer:
         return self.rules[name].fn(self._creds(ctx), {}, self)
 
     def _needs_target(self, name: str, seen: frozenset = frozenset()) -> bool:
+        if not seen and name in self._needs_target_memo:
+            return self._needs_target_memo[name]     # asked for every attribute of every answer
         text = self.texts.get(name, "")
         if "%(" in text or "field:" in text:
-            return True
-        return any(self._needs_target(ref, seen | {name})
-                   for ref in re.findall(r"rule:([\w:.-]+)", text) if ref not in seen)
+            result = True
+        else:
+            result = any(self._needs_target(ref, seen | {name})
+                         for ref in re.findall(r"rule:([\w:.-]+)", text) if ref not in seen)
+        if not seen:
+            self._needs_target_memo[name] = result
+        return result
 
 
 def _load_file(path: str) -> dict[str, str]:

@@ -96,3 +96,46 @@ def test_bad_config_file_is_a_clear_error(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "bind_port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_echo_requests_keep_answering_switches_and_drop_silent_ones(controller_factory):
+    """One thread probes every connection: a peer that answers the echo
+    requests stays connected, one that never answers is disconnected."""
+    import struct
+    import time
+    c = controller_factory(args=["--echo-interval", "1"])
+    silent = socket.create_connection(("127.0.0.1", c.ofp_port), timeout=20)
+    alive = socket.create_connection(("127.0.0.1", c.ofp_port), timeout=0.1)
+    echoes, buf = 0, b""
+    deadline = time.time() + 20
+    closed = False
+    while time.time() < deadline and not closed:
+        try:
+            buf += alive.recv(4096)
+        except socket.timeout:
+            pass
+        while len(buf) >= 8:
+            _v, typ, length, xid = struct.unpack("!BBHI", buf[:8])
+            msg, buf = buf[:length], buf[length:]
+            if typ == 2:                                  # ECHO_REQUEST -> ECHO_REPLY
+                echoes += 1
+                alive.sendall(struct.pack("!BBHI", 4, 3, 8 + len(msg[8:]), xid) + msg[8:])
+        silent.setblocking(False)
+        try:
+            while True:
+                data = silent.recv(4096)
+                if not data:
+                    closed = True
+                    break
+        except BlockingIOError:
+            pass
+    assert closed, "the silent peer was not disconnected"
+    assert echoes >= 3
+    alive.settimeout(2)
+    alive.sendall(struct.pack("!BBHI", 4, 2, 8, 99))      # our own ECHO_REQUEST is still answered
+    reply = alive.recv(4096)
+    while reply and struct.unpack("!BBHI", reply[:8])[1] != 3:
+        reply = reply[struct.unpack("!BBHI", reply[:8])[2]:] or alive.recv(4096)
+    assert reply, "the answering peer was disconnected"
+    silent.close()
+    alive.close()

@@ -20,6 +20,7 @@ APPS = [
     "controller.apps.dhcp",
     "controller.apps.l3_arp",
 ]
+LIVENESS = "controller.apps.liveness"   # echo requests; loaded with any set of apps
 
 
 def start(runtime, apps=None):
@@ -30,10 +31,12 @@ def start(runtime, apps=None):
     conf.set_override("ofp_listen_host", runtime.cfg.get("openflow.listen_host"))
     conf.set_override("ofp_tcp_listen_port", runtime.cfg.get("openflow.listen_port"))
     conf.set_override("echo_request_interval", float(runtime.cfg.get("openflow.echo_interval")))
-    conf.set_override("maximum_unreplied_echo_requests", 3)
+    # 0: no echo thread per connection in os-ken; controller.apps.liveness
+    # probes every switch from one thread (always loaded, below).
+    conf.set_override("maximum_unreplied_echo_requests", 0)
     set_listen_backlog(runtime.cfg.get("openflow.listen_backlog"))
     mgr = AppManager.get_instance()
-    mgr.load_apps(list(apps or APPS))
+    mgr.load_apps(list(apps or APPS) + [LIVENESS])
     contexts = mgr.create_contexts()
     threads = mgr.instantiate_apps(**contexts)
     for name, app in mgr.applications.items():

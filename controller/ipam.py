@@ -16,6 +16,7 @@ fails on insert and is retried (controller/api/resource.run_write).
 """
 from __future__ import annotations
 
+import functools
 import random
 
 import netaddr
@@ -65,7 +66,13 @@ def generate_pools(net: netaddr.IPNetwork, gateway: str | None) -> list[dict]:
 
 
 def pool_ranges(pools: list[dict]) -> list[tuple[int, int]]:
-    return [(int(netaddr.IPAddress(p["start"])), int(netaddr.IPAddress(p["end"]))) for p in pools]
+    return list(_ranges(tuple((p["start"], p["end"]) for p in pools)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ranges(pairs: tuple) -> tuple:
+    # Parsed once per pool set: every port create reads its subnet's pools.
+    return tuple((int(netaddr.IPAddress(a)), int(netaddr.IPAddress(b))) for a, b in pairs)
 
 
 def validate_pools(net: netaddr.IPNetwork, pools: list[dict], gateway: str | None) -> list[dict]:
@@ -111,9 +118,11 @@ def is_allocated(s, subnet_id: str, ip: str) -> bool:
     return s.get(models.IPAllocation, (subnet_id, ip)) is not None
 
 
+# A fixed number of placeholders (fewer picks repeat the last one): an
+# expanding IN is rewritten on every execution, a cost on each port create.
 _TAKEN = select(models.IPAllocation.ip_address).where(
     models.IPAllocation.subnet_id == bindparam("sid"),
-    models.IPAllocation.ip_address.in_(bindparam("ips", expanding=True)))
+    models.IPAllocation.ip_address.in_([bindparam(f"ip{i}") for i in range(_CANDIDATES)]))
 
 
 def allocate_random(s, subnet: dict) -> str | None:
@@ -126,7 +135,9 @@ def allocate_random(s, subnet: dict) -> str | None:
     picks = {_nth(ranges, random.randrange(total)) for _ in range(min(_CANDIDATES, total))}
     texts = [str(netaddr.IPAddress(p, version)) for p in picks]
     s.flush()       # Core below (hot path): pending ORM allocations must be visible
-    taken = set(s.connection().execute(_TAKEN, {"sid": subnet["id"], "ips": texts}).scalars())
+    params = {f"ip{i}": texts[min(i, len(texts) - 1)] for i in range(_CANDIDATES)}
+    params["sid"] = subnet["id"]
+    taken = set(s.connection().execute(_TAKEN, params).scalars())
     free = [t for t in texts if t not in taken]
     if free:
         return random.choice(free)

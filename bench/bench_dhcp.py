@@ -2,7 +2,7 @@
 way Quantum's DHCP agent ran it (host file, static range, SIGHUP on change),
 serving the same VMs on the same lab, in one run.
 
-    sudo python bench/bench_dhcp.py [--clients 50] [--rounds 120] [--blocks 4] [--flood-seconds 6]
+    sudo python bench/bench_dhcp.py [--clients 50] [--rounds 120] [--blocks 4] [--flood-seconds 6] [--keep]
 
 "ours": subnet enable_dhcp=true, the controller answers (dnsmasq SIGSTOPped).
 "dnsmasq": enable_dhcp=false (no punt flows, no DHCP port), dnsmasq in a
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -407,6 +408,7 @@ def main():
                     help="udhcpc runs per server for reply times, and again for start-to-bound")
     ap.add_argument("--blocks", type=int, default=4, help="alternating blocks the rounds are split into")
     ap.add_argument("--flood-seconds", type=int, default=6)
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (captures, dnsmasq log)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-dhcp-")
     c = ControllerProcess(os.path.join(work, "ctl")).start()
@@ -426,6 +428,10 @@ def main():
             report(ours, theirs, args)
     finally:
         c.stop()
+        if args.keep:
+            print(f"  work dir kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

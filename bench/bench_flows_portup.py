@@ -59,7 +59,7 @@ from tests.lab import Lab  # noqa: E402
 from tests.support.controller import ControllerProcess  # noqa: E402
 
 POLL_S = {"api": 0.005, "db": 0.001}
-PHASES = ("load_world", "compile", "push", "port_status")
+PHASES = ("load_world", "compile", "push", "port_status", "compile_cpu", "cpu")
 
 
 class OfportWatch:
@@ -304,7 +304,8 @@ def report(ours: dict, prev: dict | None, rev: str) -> None:
     row("  ofport -> bound (OVSDB monitor, binding)", lambda r: both([a for a, _ in r["bound"]]))
     row("  bound -> ACTIVE seen (reconciler round)", lambda r: both([b for _, b in r["bound"]]))
     for k in PHASES:
-        row(f"  round phase {k} (last 100 rounds)",
+        row(f"  round: {k} (last 100 rounds)" if "cpu" not in k else
+            f"  round: {k} (reconciler thread's CPU)",
             lambda r, k=k: both([x[k] for x in r["rounds"][-100:] if k in x]))
     print("(ms resolution: OVSDB and log timestamps are to the millisecond; "
           f"ACTIVE is polled every {POLL_S['db'] * 1000:.0f}-{POLL_S['api'] * 1000:.0f} ms)")

@@ -423,7 +423,7 @@ class Reconciler(app_manager.OSKenApp):
             LOG.debug("full garbage collection in %.3fs", time.perf_counter() - t)
 
     def _round(self, changes: list[Change], everything: bool) -> None:
-        t0 = time.time()
+        t0, cpu0 = time.time(), time.thread_time()    # wall and this thread's CPU (load-proof)
         phases = {}
         with self._lock:
             fresh = [sw for sw in self.switches.values() if sw.installed is None]
@@ -471,7 +471,7 @@ class Reconciler(app_manager.OSKenApp):
         reread = [sw for n in nodes for sw in by_node[n] if sw.installed is None]
         self._read_back(reread)
         phases["read_back"] = time.time() - t
-        t = time.time()
+        t, cpu = time.time(), time.thread_time()
         jobs, complete = [], {}
         for node_id in sorted(nodes):
             nc = self._compilers.get(node_id)
@@ -488,6 +488,7 @@ class Reconciler(app_manager.OSKenApp):
                     sw.synced[0] is nc and sw.synced[1] == before
                 jobs.append(_Job(sw, nc, compiled.complete, changed if in_step else None))
         phases["compile"] = time.time() - t
+        phases["compile_cpu"] = time.thread_time() - cpu
         t = time.time()
         sent_before = self.flow_mods_sent
         ok = self._push(jobs)
@@ -498,6 +499,7 @@ class Reconciler(app_manager.OSKenApp):
                      and "br-int" in {sw.bridge for sw in by_node[n]}}
         self._update_port_status(world, confirmed, candidates)
         phases["port_status"] = time.time() - t
+        phases["cpu"] = time.thread_time() - cpu0
         self.rounds += 1
         self.last_round_s = time.time() - t0
         self.round_seconds_total += self.last_round_s

@@ -147,6 +147,13 @@ class BarrierProbe:
         self.sock.close()
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _utc(text: str) -> float:
     return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.timezone.utc).timestamp()
 
@@ -177,7 +184,7 @@ def run(n_ports: int, tree: str | None = None, watch: str = "api", keep: bool = 
             return ["sh", "-c", 'cd "$0" && exec "$@"', tree] + base()
         c.command = command
     c.start()
-    out = {"lat": [], "vsctl": [], "ofport": [], "bound": [], "ovs_ready": [], "rounds": []}
+    out = {"lat": [], "vsctl": [], "ofport": [], "bound": [], "ovs_ready": [], "rounds": [], "cpu": {}}
     t_cmd, t_active, t_ready, tap_of = {}, {}, {}, {}
     watcher = probe = None
     try:
@@ -200,6 +207,11 @@ def run(n_ports: int, tree: str | None = None, watch: str = "api", keep: bool = 
                 def status(pid):
                     return api.get(f"/ports/{pid}")["port"]["status"]
             poll = POLL_S[watch]
+            pids = {"controller": c.proc.pid}
+            for daemon in ("ovs-vswitchd", "ovsdb-server"):
+                with open(f"{hv.rundir}/{daemon}.pid") as f:
+                    pids[daemon] = int(f.read())
+            cpu0 = {k: cpu_s(pid) for k, pid in pids.items()}
             for i, p in enumerate(ports):
                 tap = "tap" + p["id"][:11]
                 tap_of[p["id"]] = tap
@@ -219,6 +231,7 @@ def run(n_ports: int, tree: str | None = None, watch: str = "api", keep: bool = 
                 if (i + 1) % 100 == 0:
                     print(f"  {'previous' if tree else 'ours'}: {i + 1} ports: last-100 p50 "
                           f"{statistics.median(out['lat'][-100:]) * 1000:.1f} ms; {load()}", flush=True)
+            out["cpu"] = {k: (cpu_s(pid) - cpu0[k]) / n_ports for k, pid in pids.items()}
             time.sleep(0.2)
             watcher.close()                  # before the lab's ovsdb-server goes
             probe.close()
@@ -307,6 +320,8 @@ def report(ours: dict, prev: dict | None, rev: str) -> None:
         row(f"  round: {k} (last 100 rounds)" if "cpu" not in k else
             f"  round: {k} (reconciler thread's CPU)",
             lambda r, k=k: both([x[k] for x in r["rounds"][-100:] if k in x]))
+    for k in ("controller", "ovs-vswitchd", "ovsdb-server"):
+        row(f"CPU per port add, {k} (ms)", lambda r, k=k: f"{r['cpu'][k] * 1000:.1f}" if k in r["cpu"] else "-")
     print("(ms resolution: OVSDB and log timestamps are to the millisecond; "
           f"ACTIVE is polled every {POLL_S['db'] * 1000:.0f}-{POLL_S['api'] * 1000:.0f} ms)")
 

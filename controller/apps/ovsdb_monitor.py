@@ -118,9 +118,10 @@ class NodeConnection:
         if bridge is not self._bridge_row:
             self._bridge_row, self._port_ifaces, self._iface_vif = bridge, {}, {}
         if not self._port_ifaces or bridge.uuid in touched or touched & self._port_ifaces.keys():
-            old = self._port_ifaces
-            self._port_ifaces = {p.uuid: old[p.uuid] if p.uuid in old and p.uuid not in touched
-                                 else tuple(i.uuid for i in p.interfaces) for p in bridge.ports}
+            old, port_rows = self._port_ifaces, self.idl.tables["Port"].rows
+            self._port_ifaces = {u: old[u] if u in old and u not in touched
+                                 else tuple(i.uuid for i in port_rows[u].interfaces)
+                                 for u in _ref_uuids(bridge, "ports") if u in port_rows}
             live = {u for ifaces in self._port_ifaces.values() for u in ifaces}
             self._iface_vif = {u: v for u, v in self._iface_vif.items() if u in live}
         rows = self.idl.tables["Interface"].rows
@@ -139,6 +140,17 @@ class NodeConnection:
 
     def close(self):
         self.idl.close()
+
+
+def _ref_uuids(row, column: str) -> list:
+    """The uuids in a reference-set column of an IDL row we never write.
+    Read from the row's datum: the ovs library's attribute access converts
+    the whole set to rows and sorts them (~O(P log P) Python calls for
+    br-int's ports at every plug)."""
+    datum = row._data.get(column) if isinstance(getattr(row, "_data", None), dict) else None
+    if datum is None or getattr(row, "_changes", None) or getattr(row, "_mutations", None):
+        return [r.uuid for r in getattr(row, column)]
+    return [atom.value for atom in datum.values]
 
 
 def _vif(iface) -> Vif | None:

@@ -155,9 +155,11 @@ def sync(s, node: NodeInfo, vifs: dict[str, Vif], plugged: list[Vif] | None = No
         candidates = list(plugged)
         involved = _resolve(s, candidates + list(unplugged or []))
         ids = {p.id for p in involved.values()}
-        ports = {**_resolve(s, _carriers(vifs, ids)), **{v.iface: involved[v.iface]
-                                                         for v in candidates if v.iface in involved}}
-        vifs = {v.iface: v for v in _carriers(vifs, ids) + candidates}
+        carriers = _carriers(vifs, ids)
+        # (the plugged VIFs are usually the only carriers: resolved already)
+        ports = {**_resolve(s, [v for v in carriers if v.iface not in involved]),
+                 **{v.iface: involved[v.iface] for v in carriers + candidates if v.iface in involved}}
+        vifs = {v.iface: v for v in carriers + candidates}
     accepted: dict[str, Vif] = {}                  # port id -> its acceptable VIF here
     for vif in vifs.values():
         port = ports.get(vif.iface)

@@ -21,6 +21,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -200,6 +201,7 @@ def main() -> int:
     finally:
         ctl.stop()
     n_errors, n_locked = log_problems(ctl.log_path)
+    shutil.rmtree(state, ignore_errors=True)
     raw_big = min(raw_runs)
 
     lo, hi = NEUTRON_CREATE_MS

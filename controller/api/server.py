@@ -102,6 +102,11 @@ class KeepAliveHandler(WSGIRequestHandler):
     def log_request(self, code="-", size="-") -> None:
         pass      # werkzeug's access log: off in the controller (its logger is at WARNING)
 
+    def log_error(self, format, *args) -> None:
+        if format.startswith("Request timed out"):
+            return    # an idle kept-alive connection closed after IDLE_TIMEOUT_S: nothing failed
+        super().log_error(format, *args)
+
 
 def make_api_server(host: str, port: int, app):
     """A threaded server for `app` whose connections are kept alive."""

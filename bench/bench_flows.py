@@ -166,6 +166,7 @@ def main():
             cp.stop()
         if prev_tree:
             shutil.rmtree(prev_tree, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)       # state dir, flows file
     report(n, ours, prev, args.previous, loads)
     return 0
 

@@ -73,7 +73,7 @@ class _Idl(ovs.db.idl.Idl):
         super().__init__(*args, **kwargs)
 
     def notify(self, event, row, updates=None):
-        self.touched.add(row.uuid)
+        self.touched.add(row.uuid.int)     # ints: uuid.UUID hashes in Python (see vifs)
 
 
 class NodeConnection:
@@ -102,8 +102,8 @@ class NodeConnection:
         # interfaces for every plug cost ~10 ms. Rows the IDL reports changed
         # (_Idl.touched) are read again; a new br-int row (reconnect) resets all.
         self._bridge_row = None
-        self._port_ifaces: dict = {}       # Port uuid -> its Interface uuids
-        self._iface_vif: dict = {}         # Interface uuid -> Vif, or None (no ofport, local port)
+        self._port_ifaces: dict = {}       # Port uuid (int) -> its Interface uuids
+        self._iface_vif: dict = {}         # Interface uuid (int) -> Vif, or None (no ofport, local port)
 
     def synced(self) -> bool:
         return self.idl.state == self.idl.IDL_S_MONITORING
@@ -117,29 +117,37 @@ class NodeConnection:
             return {}
         if bridge is not self._bridge_row:
             self._bridge_row, self._port_ifaces, self._iface_vif = bridge, {}, {}
-        if not self._port_ifaces or bridge.uuid in touched or touched & self._port_ifaces.keys():
+        # Everything here is keyed by the uuids' integers: uuid.UUID hashes in
+        # Python, which cost thousands of calls a plug at 500 ports.
+        if not self._port_ifaces or bridge.uuid.int in touched or not touched.isdisjoint(self._port_ifaces):
             old, port_rows = self._port_ifaces, self.idl.tables["Port"].rows
-            self._port_ifaces = {u: old[u] if u in old and u not in touched
-                                 else tuple(i.uuid for i in port_rows[u].interfaces)
-                                 for u in _ref_uuids(bridge, "ports") if u in port_rows}
-            live = {u for ifaces in self._port_ifaces.values() for u in ifaces}
-            self._iface_vif = {u: v for u, v in self._iface_vif.items() if u in live}
+            self._port_ifaces = {u.int: old[u.int] if u.int in old and u.int not in touched
+                                 else _interfaces(port_rows.get(u))
+                                 for u in _ref_uuids(bridge, "ports")}
+            live = {u.int for ifaces in self._port_ifaces.values() for u in ifaces}
+            self._iface_vif = {k: v for k, v in self._iface_vif.items() if k in live}
         rows = self.idl.tables["Interface"].rows
         cache = self._iface_vif
         out = {}
         for ifaces in self._port_ifaces.values():
             for u in ifaces:
-                if u in cache and u not in touched:
-                    vif = cache[u]
+                k = u.int
+                if k in cache and k not in touched:
+                    vif = cache[k]
                 else:
                     iface = rows.get(u)
-                    vif = cache[u] = _vif(iface) if iface is not None else None
+                    vif = cache[k] = _vif(iface) if iface is not None else None
                 if vif is not None:
                     out[vif.iface] = vif
         return out
 
     def close(self):
         self.idl.close()
+
+
+def _interfaces(port_row) -> tuple:
+    """The Interface uuids of a Port row (none while the row is not replicated yet)."""
+    return () if port_row is None else tuple(_ref_uuids(port_row, "interfaces"))
 
 
 def _ref_uuids(row, column: str) -> list:

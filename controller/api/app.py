@@ -65,7 +65,14 @@ def create_app(runtime) -> Flask:
         t0 = time.perf_counter()
         req = Request(environ)
         resp = answer(req)
-        api_metrics.record(req.method, resp.status_code, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        api_metrics.record(req.method, resp.status_code, seconds)
+        # The access log: writes and failures at INFO, successful reads at DEBUG.
+        level = logging.DEBUG if req.method == "GET" and resp.status_code < 400 else logging.INFO
+        if LOG.isEnabledFor(level):
+            LOG.log(level, "%s %s -> %d in %.1f ms (project %s)", req.method, req.full_path.rstrip("?"),
+                    resp.status_code, seconds * 1000, environ.get("HTTP_X_PROJECT_ID")
+                    or environ.get("HTTP_X_TENANT_ID") or "-")
         return resp(environ, start_response)
 
     app.wsgi_app = wsgi

@@ -1,6 +1,7 @@
 """Real clients, unchanged: openstacksdk and the `openstack` CLI with
 auth type none (they GET / and follow the version href)."""
 import json
+import re
 import subprocess
 
 import openstack.connection
@@ -87,4 +88,9 @@ def test_openstack_cli(api_controller):
         assert r.returncode == 0, r.stderr
     rc, _, err = cli(url, "network", "show", "cli-net")
     assert rc != 0
-    assert "Traceback" not in api_controller.log_text()
+    log = api_controller.log_text()
+    assert "Traceback" not in log
+    # the access log names every write and every refusal
+    assert re.search(r"POST /v2\.0/ports -> 201 in [\d.]+ ms", log)
+    assert re.search(r"POST /v2\.0/ports -> 409 in [\d.]+ ms", log)
+    assert re.search(r"DELETE /v2\.0/networks/[0-9a-f-]+ -> 204 in", log)

@@ -72,6 +72,9 @@ def make_controller(state_dir: str, script: str, tree: str | None = None, extra=
                 os.unlink(os.path.join(self.state_dir, "stats.json"))
             except OSError:
                 pass
+            db_file = os.path.join(self.state_dir, "quantum.db")
+            if tree and os.path.exists(db_file):   # same database: the schema the older code knows
+                match_schema(f"sqlite:///{db_file}", tree)
             return super().start(*a, **kw)
 
         def stats(self):
@@ -81,6 +84,22 @@ def make_controller(state_dir: str, script: str, tree: str | None = None, extra=
             except (OSError, ValueError):
                 return None
     return BenchController(state_dir)
+
+
+def match_schema(db_url: str, tree: str) -> None:
+    """Downgrade the database (with this version's migrations) to the newest
+    migration of the exported older version in `tree`, which cannot start on
+    a schema it does not know; ours upgrades it again when it starts."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from controller.db.session import Database
+    old = Config()
+    old.set_main_option("script_location", os.path.join(tree, "controller", "db", "migrations"))
+    db = Database(db_url)
+    try:
+        db.downgrade(ScriptDirectory.from_config(old).get_current_head())
+    finally:
+        db.dispose()
 
 
 def export_rev(rev: str) -> str:

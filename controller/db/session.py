@@ -109,6 +109,16 @@ class Database:
 
     def upgrade(self):
         """Bring the schema to the newest migration."""
+        self._migrate("upgrade", "head")
+        LOG.info("database schema at head (%s)", _redact(self.url))
+
+    def downgrade(self, revision: str):
+        """Take the schema back to `revision` (benchmarks running an older
+        version of the code on the same database)."""
+        self._migrate("downgrade", revision)
+        LOG.info("database schema at %s (%s)", revision, _redact(self.url))
+
+    def _migrate(self, direction: str, revision: str):
         from alembic import command
         from alembic.config import Config as AlembicConfig
         cfg = AlembicConfig()
@@ -116,8 +126,7 @@ class Database:
         cfg.attributes["connection_url"] = self.url
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-        LOG.info("database schema at head (%s)", _redact(self.url))
+            getattr(command, direction)(cfg, revision)
 
     def dispose(self):
         self.engine.dispose()

@@ -152,6 +152,9 @@ def collect(rt, api_metrics: ApiMetrics | None = None, query_switches: bool = Tr
     rec = find_app(rt, "reconciler")
     if rec is not None:
         fams += reconciler_families(rec, _hostnames(rt), query_switches)
+    dispatcher = find_app(rt, "packet_in")
+    if dispatcher is not None:
+        fams.append(packet_in_family(dispatcher))
     dhcp = find_app(rt, "dhcp")
     if dhcp is not None:
         fams += dhcp_families(dhcp)
@@ -211,18 +214,22 @@ def reconciler_families(rec, hostnames: dict, query_switches: bool = True) -> li
     rounds = Family("quantum_reconcile_duration_seconds", "summary",
                     "Reconcile rounds (compute, diff, send, barrier) and their total duration.")
     rounds.add(getattr(rec, "round_seconds_total", 0.0), "_sum").add(rec.rounds, "_count")
-    pins = Family("quantum_packet_ins_total", "counter", "Packet-ins received, by OpenFlow reason.")
-    for reason, n in sorted(dict(getattr(rec, "packet_ins", {})).items()):
-        pins.add(n, reason=reason)
     fams = [connected, flows, foreign, mods,
             Family("quantum_flow_mods_sent_all_total", "counter", "flow_mods sent to all switches.")
             .add(rec.flow_mods_sent),
             errors, rounds, last,
             Family("quantum_reconcile_last_round_seconds", "gauge", "Duration of the last round.")
-            .add(rec.last_round_s), pins]
+            .add(rec.last_round_s)]
     if query_switches:
         fams.append(meter_drops(rec, hostnames))
     return fams
+
+
+def packet_in_family(dispatcher) -> Family:
+    pins = Family("quantum_packet_ins_total", "counter", "Packet-ins received, by OpenFlow reason.")
+    for reason, n in sorted(dict(dispatcher.packet_ins).items()):
+        pins.add(n, reason=reason)
+    return pins
 
 
 def meter_drops(rec, hostnames: dict) -> Family:

@@ -28,8 +28,6 @@ import threading
 import time
 
 from os_ken.base import app_manager
-from os_ken.controller import ofp_event
-from os_ken.controller.handler import MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 from sqlalchemy import create_engine, event, text
@@ -39,8 +37,6 @@ from controller.dhcp import options as opt
 from controller.dhcp import server
 from controller.dhcp.facts import PortFacts, Settings, SubnetFacts
 from controller.dhcp.packet import Malformed, parse
-from controller.flows import cookies
-from controller.flows.tables import IntTable
 from controller.runtime import Runtime
 
 LOG = logging.getLogger(__name__)
@@ -95,13 +91,9 @@ class DhcpResponder(app_manager.OSKenApp):
 
     # --- the packet-in path -------------------------------------------------------
 
-    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
-    def _on_packet_in(self, ev):
-        msg = ev.msg
-        kind, prefix = cookies.decode(msg.cookie)
-        if msg.table_id != IntTable.DHCP or kind != "port":
-            return                      # someone else's packet-in
+    def on_packet_in(self, msg, prefix: str) -> None:
+        """A packet-in from the DHCP table with a port cookie (controller/apps/packet_in.py)."""
         dp = msg.datapath
         in_port = msg.match.get("in_port")
         frame = self.handle(dp.id, in_port, prefix, bytes(msg.data))

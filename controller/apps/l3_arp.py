@@ -35,7 +35,7 @@ from sqlalchemy import select
 from controller.apps.guard import guarded
 from controller.db import models as m
 from controller.events import Change
-from controller.flows import cookies, neighbours
+from controller.flows import neighbours
 from controller.flows import tables as t
 from controller.flows.router_snapshot import load_router_world
 from controller.flows.uplink import tagged, uplink_of
@@ -88,13 +88,9 @@ class L3Arp(app_manager.OSKenApp):
         elif self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
 
-    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
-    def _on_packet_in(self, ev):
-        msg = ev.msg
-        kind, prefix = cookies.decode(msg.cookie)
-        if kind != "router":
-            return
+    def on_packet_in(self, msg, prefix: str) -> None:
+        """A packet-in with a router cookie (controller/apps/packet_in.py)."""
         pkt = packet.Packet(msg.data)
         reply = pkt.get_protocol(arp.arp)
         if reply is not None and reply.opcode == arp.ARP_REPLY:

@@ -20,7 +20,8 @@ APPS = [
     "controller.apps.dhcp",
     "controller.apps.l3_arp",
 ]
-LIVENESS = "controller.apps.liveness"   # echo requests; loaded with any set of apps
+# Loaded with any set of apps: echo requests, and the one packet-in observer.
+ALWAYS = ["controller.apps.liveness", "controller.apps.packet_in"]
 
 
 def start(runtime, apps=None):
@@ -36,7 +37,7 @@ def start(runtime, apps=None):
     conf.set_override("maximum_unreplied_echo_requests", 0)
     set_listen_backlog(runtime.cfg.get("openflow.listen_backlog"))
     mgr = AppManager.get_instance()
-    mgr.load_apps(list(apps or APPS) + [LIVENESS])
+    mgr.load_apps(list(apps or APPS) + ALWAYS)
     contexts = mgr.create_contexts()
     threads = mgr.instantiate_apps(**contexts)
     for name, app in mgr.applications.items():

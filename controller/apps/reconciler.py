@@ -116,10 +116,6 @@ class SwitchState:
                 "connected_since": self.connected_since}
 
 
-_PACKET_IN_REASONS = {ofp.OFPR_NO_MATCH: "no_match", ofp.OFPR_ACTION: "action",
-                      ofp.OFPR_INVALID_TTL: "invalid_ttl"}
-
-
 class _Reply:
     """What the worker waits for: a barrier, a multipart dump, a bundle reply."""
 
@@ -160,7 +156,6 @@ class Reconciler(app_manager.OSKenApp):
         self._idle = threading.Event()
         self._stopping = False
         self._query_xids = itertools.count(QUERY_XID_BASE)
-        self.packet_ins: dict[str, int] = {}     # by OpenFlow reason (metrics)
         self.round_seconds_total = 0.0             # sum of round durations (metrics)
         self._changelog_rev = self._latest_revision()
         self._own_revisions: set[int] = set()     # change-log rows of our own status updates
@@ -343,12 +338,6 @@ class Reconciler(app_manager.OSKenApp):
         if r is not None:
             r.parts.append(ev.msg)
             r.done.set()
-
-    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
-    @guarded
-    def _count_packet_in(self, ev):
-        reason = _PACKET_IN_REASONS.get(ev.msg.reason, str(ev.msg.reason))
-        self.packet_ins[reason] = self.packet_ins.get(reason, 0) + 1
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     @guarded

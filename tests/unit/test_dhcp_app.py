@@ -143,9 +143,19 @@ def _packet_in(dp, data, table=21, cookie=None, in_port=OFPORT):
     return ofp_event.EventOFPPacketIn(msg)
 
 
-def test_packet_in_handler_sends_the_reply_out_of_the_ingress_port(app):
+@pytest.fixture
+def dispatcher(app):
+    """The one packet-in observer (controller/apps/packet_in.py), routing to `app`."""
+    from os_ken.base import app_manager
+    from controller.apps.packet_in import PacketInDispatcher
+    app_manager.register_app(app)
+    yield PacketInDispatcher()
+    app_manager.unregister_app(app)
+
+
+def test_packet_in_handler_sends_the_reply_out_of_the_ingress_port(app, dispatcher):
     dp = FakeDatapath(DPID)
-    app._on_packet_in(_packet_in(dp, client_frame("discover")))
+    dispatcher._on_packet_in(_packet_in(dp, client_frame("discover")))
     assert len(dp.sent) == 1
     out = dp.sent[0]
     assert [a.port for a in out.actions] == [OFPORT]
@@ -153,19 +163,20 @@ def test_packet_in_handler_sends_the_reply_out_of_the_ingress_port(app):
     assert scapy_options(out.data)["message-type"] == 2
 
 
-def test_other_packet_ins_are_left_alone(app):
+def test_other_packet_ins_are_left_alone(app, dispatcher):
     dp = FakeDatapath(DPID)
-    app._on_packet_in(_packet_in(dp, client_frame(), table=20))                          # not the DHCP table
-    app._on_packet_in(_packet_in(dp, client_frame(), cookie=cookies.cookie("router", VM_ID)))
+    dispatcher._on_packet_in(_packet_in(dp, client_frame(), table=20))                   # not the DHCP table
+    dispatcher._on_packet_in(_packet_in(dp, client_frame(), cookie=cookies.cookie("router", VM_ID)))
     assert dp.sent == [] and not app.counters
+    assert dispatcher.packet_ins == {"action": 2}        # counted all the same (metrics)
 
 
-def test_a_hostile_packet_in_never_raises(app):
+def test_a_hostile_packet_in_never_raises(app, dispatcher):
     from controller.apps import guard
     errors_before = dict(guard.handler_errors)
     dp = FakeDatapath(DPID)
     for data in (b"", b"\xff" * 3000, client_frame()[:200]):
-        app._on_packet_in(_packet_in(dp, data))
+        dispatcher._on_packet_in(_packet_in(dp, data))
     assert dp.sent == []
     assert app.counters == {"dropped_truncated_ethernet": 1, "dropped_too_big": 1,
                             "dropped_truncated_ip": 1}

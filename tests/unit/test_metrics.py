@@ -50,8 +50,9 @@ def test_reconciler_and_dhcp_figures():
                          installed={("br-int", 0, 100, ()): 1, ("br-int", 0, 0, ()): 1,
                                     ("br-int", 50, 1, ()): 1})
     rec = SimpleNamespace(switch_list=lambda: [sw], rounds=4, round_seconds_total=2.0,
-                          flow_mods_sent=7, last_round_s=0.1, packet_ins={"action": 9})
-    text = render(metrics.reconciler_families(rec, {"n1": "hv1"}, query_switches=False))
+                          flow_mods_sent=7, last_round_s=0.1)
+    text = render(metrics.reconciler_families(rec, {"n1": "hv1"}, query_switches=False)
+                  + [metrics.packet_in_family(SimpleNamespace(packet_ins={"action": 9}))])
     assert "quantum_switches_connected 1\n" in text
     assert 'quantum_flows{dpid="00000000000000ab",node="hv1",bridge="br-int",table="0"} 2' in text
     assert 'quantum_flows{dpid="00000000000000ab",node="hv1",bridge="br-int",table="50"} 1' in text

@@ -30,9 +30,9 @@ import shutil
 import subprocess
 import tempfile
 
+from tests.lab.hypervisor import create_ovs, ovs_env
 from tests.lab.proc import kill_pidfile, netns_delete, run, wait_until
 
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 RELAY_BACKLOG = 1024
 MAX_BACKOFF_MS = 1000        # as node-bootstrap sets it
 
@@ -45,7 +45,7 @@ class ManyBridges:
         self.tag = "qs" + secrets.token_hex(3)
         self.dir = tempfile.mkdtemp(prefix=f"{self.tag}-", dir="/tmp")
         self.netns = self.tag
-        self.env = {k: self.dir for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR")}
+        self.env = ovs_env(self.dir)
         self.db = f"unix:{self.dir}/db.sock"
         self.n, self.ofp_port = n, ofp_port
         self.socat: subprocess.Popen | None = None
@@ -62,18 +62,12 @@ class ManyBridges:
         self.close()
 
     def _run(self, *argv, netns=None, timeout=120):
-        return run(*argv, netns=netns, timeout=timeout, env=dict(os.environ, **self.env)).stdout
+        return run(*argv, netns=netns, timeout=timeout, env=self.env).stdout
 
     def start(self) -> "ManyBridges":
         run("ip", "netns", "add", self.netns)
         run("ip", "-n", self.netns, "link", "set", "lo", "up")
-        self._run("ovsdb-tool", "create", f"{self.dir}/conf.db", SCHEMA)
-        self._run("ovsdb-server", f"{self.dir}/conf.db", f"--remote=punix:{self.dir}/db.sock",
-                  f"--pidfile={self.dir}/ovsdb-server.pid", "--detach",
-                  f"--log-file={self.dir}/ovsdb-server.log")
-        self.vsctl("--no-wait", "init")
-        self._run("ovs-vswitchd", self.db, f"--pidfile={self.dir}/ovs-vswitchd.pid", "--detach",
-                  f"--log-file={self.dir}/ovs-vswitchd.log", netns=self.netns)
+        create_ovs(self.dir, self.netns)
         self.socat = subprocess.Popen(
             ["socat", f"UNIX-LISTEN:{self.dir}/ctl.sock,fork,unlink-early,backlog={RELAY_BACKLOG}",
              f"TCP:127.0.0.1:{self.ofp_port}"],
@@ -119,13 +113,6 @@ class ManyBridges:
                 return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
         except (OSError, ValueError, StopIteration):
             return 0
-
-    def log(self, daemon: str = "ovs-vswitchd") -> str:
-        try:
-            with open(f"{self.dir}/{daemon}.log", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     def close(self) -> None:
         if self.socat is not None:

@@ -13,6 +13,42 @@ from tests.lab.proc import kill_pidfile, run, wait_until
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODE_BOOTSTRAP = os.path.join(REPO, "node-bootstrap", "node-bootstrap")
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+# An ovsdb-server remote: what node-bootstrap's set-manager relies on.
+MANAGER_OPTIONS = "db:Open_vSwitch,Open_vSwitch,manager_options"
+
+
+# --- one OVS instance: ovsdb-server (root netns) + ovs-vswitchd (in `netns`), all in `rundir` ---
+
+def ovs_env(rundir: str) -> dict:
+    return {k: rundir for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR")}
+
+
+def create_ovs(rundir: str, netns: str, *remotes: str) -> None:
+    """A new database, its ovsdb-server (with `remotes` besides the unix
+    socket), and an ovs-vswitchd in `netns` (LAB.md section 1)."""
+    run("ovsdb-tool", "create", f"{rundir}/conf.db", SCHEMA)
+    start_ovsdb(rundir, *remotes)
+    run("ovs-vsctl", f"--db=unix:{rundir}/db.sock", "--no-wait", "init")
+    start_vswitchd(rundir, netns)
+
+
+def start_ovsdb(rundir: str, *remotes: str) -> None:
+    run("ovsdb-server", f"{rundir}/conf.db", f"--remote=punix:{rundir}/db.sock",
+        *(f"--remote={r}" for r in remotes), f"--pidfile={rundir}/ovsdb-server.pid", "--detach",
+        f"--log-file={rundir}/ovsdb-server.log", env=ovs_env(rundir))
+
+
+def start_vswitchd(rundir: str, netns: str) -> None:
+    run("ovs-vswitchd", f"unix:{rundir}/db.sock", f"--pidfile={rundir}/ovs-vswitchd.pid", "--detach",
+        f"--log-file={rundir}/ovs-vswitchd.log", netns=netns, env=ovs_env(rundir))
+
+
+def read_log(rundir: str, daemon: str = "ovs-vswitchd") -> str:
+    try:
+        with open(f"{rundir}/{daemon}.log", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 class Hypervisor:
@@ -27,8 +63,7 @@ class Hypervisor:
         self.tunnel_ip = f"{lab.underlay_net}.{index}"
         self.ovsdb_tcp_port: int | None = None   # set when the lab exposes OVSDB over TCP
         self.socats: list[subprocess.Popen] = []
-        self.env = {k: self.rundir for k in
-                    ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR")}
+        self.env = ovs_env(self.rundir)
 
     # --- bring-up --------------------------------------------------------------
 
@@ -39,21 +74,13 @@ class Hypervisor:
         # No IPv6 chatter from the hypervisor's own interfaces on the wires.
         run("sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; "
             "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6", netns=self.netns)
-        run("ovsdb-tool", "create", f"{self.rundir}/conf.db", SCHEMA)
-        self.start_ovsdb()
-        run("ovs-vsctl", f"--db={self.db}", "--no-wait", "init")
-        self.start_vswitchd()
+        create_ovs(self.rundir, self.netns, MANAGER_OPTIONS)
 
     def start_ovsdb(self):
-        # manager_options as a remote: what node-bootstrap's set-manager relies on.
-        run("ovsdb-server", f"{self.rundir}/conf.db", f"--remote=punix:{self.rundir}/db.sock",
-            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-            f"--pidfile={self.rundir}/ovsdb-server.pid", "--detach",
-            f"--log-file={self.rundir}/ovsdb-server.log", env=self.env)
+        start_ovsdb(self.rundir, MANAGER_OPTIONS)
 
     def start_vswitchd(self):
-        run("ovs-vswitchd", self.db, f"--pidfile={self.rundir}/ovs-vswitchd.pid", "--detach",
-            f"--log-file={self.rundir}/ovs-vswitchd.log", netns=self.netns, env=self.env)
+        start_vswitchd(self.rundir, self.netns)
 
     def stop_ovsdb(self):
         kill_pidfile(f"{self.rundir}/ovsdb-server.pid", "ovsdb-server")
@@ -191,11 +218,7 @@ class Hypervisor:
             self.vsctl("get", "Controller", u, "is_connected").strip() == "true" for u in uuids)
 
     def log(self, daemon: str = "ovs-vswitchd") -> str:
-        try:
-            with open(f"{self.rundir}/{daemon}.log", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_log(self.rundir, daemon)
 
     def destroy(self):
         self.stop_relays()

@@ -5,8 +5,6 @@ equal to a full diff's result; refresh_ports equals a whole reload."""
 import dataclasses
 import uuid
 
-import pytest
-
 from controller.apps.reconciler import SwitchState, _Job
 from controller.flows import tables as t
 from controller.flows.compiler import COMPILERS, NodeCompiler, compile_node
@@ -174,15 +172,6 @@ def test_a_failing_compiler_makes_the_result_incomplete():
 
 
 # --- the snapshot ------------------------------------------------------------
-
-@pytest.fixture
-def db(tmp_path):
-    from controller.db.session import Database
-    d = Database(f"sqlite:///{tmp_path}/world.db")
-    d.upgrade()
-    yield d
-    d.dispose()
-
 
 def test_refresh_ports_equals_a_whole_reload(db):
     from controller.db import models as m

@@ -8,18 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from controller.db import models as m
-from controller.db.session import Database
 from controller.flows import neighbours
 from controller.flows.router_snapshot import load_router_world
 from controller.flows.snapshot import load_world
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = Database(f"sqlite:///{tmp_path}/l3.db")
-    d.upgrade()
-    yield d
-    d.dispose()
 
 
 @pytest.fixture(autouse=True)

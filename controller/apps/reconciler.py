@@ -147,8 +147,6 @@ class Reconciler(app_manager.OSKenApp):
         self._verify_world = False
         self._compilers: dict[str, NodeCompiler] = {}   # node id -> its incremental compiler
         self._status_pending: set[str] = set()  # ports whose node was not confirmed yet
-        # Changes held while no switch is connected (in order, once each).
-        self._deferred: dict[Change, None] = {}
         self.full_loads = 0
         self._last_full_gc = time.monotonic()
         gen0, gen1, _ = gc.get_threshold()
@@ -227,11 +225,21 @@ class Reconciler(app_manager.OSKenApp):
             if not self.switches and self._world is not None:
                 # Held for the round a switch connects (_on_state wakes us):
                 # waking the worker here cost the API a thread switch per write.
-                if len(self._dirty_changes) > MAX_DEFERRED:
-                    self._dirty_changes, self._dirty_all = [], True
+                self._bound_held()
                 return
         self._idle.clear()
         self._wake.set()
+
+    def _hold(self, changes: list[Change]) -> None:
+        """Put a round's changes back for the round a switch connects."""
+        with self._lock:
+            self._dirty_changes[:0] = changes
+            self._bound_held()
+
+    def _bound_held(self) -> None:
+        """Beyond MAX_DEFERRED held changes, one full reload instead (lock held)."""
+        if len(self._dirty_changes) > MAX_DEFERRED:
+            self._dirty_changes, self._dirty_all = [], True
 
     def _resync_all(self):
         with self._lock:
@@ -421,13 +429,8 @@ class Reconciler(app_manager.OSKenApp):
             # Nothing to program: the World is brought up to date in the round
             # a switch connects, not after every API write (each cost several
             # ms of GIL, O(ports), taken from the API threads).
-            self._deferred.update(dict.fromkeys(changes))
+            self._hold(changes)
             return
-        if self._deferred:
-            held, self._deferred = list(self._deferred), {}
-            if len(held) > MAX_DEFERRED:
-                everything = True        # one full load beats a refresh of that many ports
-            changes = held + changes
         self._ask_read_back(fresh)       # switches dump their flows while we load the snapshot
         old = self._world
         world, full = self._load(changes, everything)

@@ -154,7 +154,7 @@ def collect(rt, api_metrics: ApiMetrics | None = None, query_switches: bool = Tr
         fams += reconciler_families(rec, _hostnames(rt), query_switches)
     dispatcher = find_app(rt, "packet_in")
     if dispatcher is not None:
-        fams.append(packet_in_family(dispatcher))
+        fams += packet_in_families(dispatcher)
     dhcp = find_app(rt, "dhcp")
     if dhcp is not None:
         fams += dhcp_families(dhcp)
@@ -225,11 +225,13 @@ def reconciler_families(rec, hostnames: dict, query_switches: bool = True) -> li
     return fams
 
 
-def packet_in_family(dispatcher) -> Family:
+def packet_in_families(dispatcher) -> list[Family]:
     pins = Family("quantum_packet_ins_total", "counter", "Packet-ins received, by OpenFlow reason.")
     for reason, n in sorted(dict(dispatcher.packet_ins).items()):
         pins.add(n, reason=reason)
-    return pins
+    dropped = Family("quantum_router_packet_ins_dropped_total", "counter",
+                     "Router packet-ins (ARP replies, TTL expiry) dropped because their queue was full.")
+    return [pins, dropped.add(dispatcher.router_dropped)]
 
 
 def meter_drops(rec, hostnames: dict) -> Family:

@@ -2,7 +2,9 @@
 DHCP agent (one dnsmasq per network, reloaded on every port change).
 
 A VM's DHCP packet reaches us through the punt flow of controller/flows/dhcp.py
-(table DHCP, the port's cookie, already metered per port by the switch). Here:
+(table DHCP, the port's cookie, already metered per port by the switch), and
+is handled in the receive thread of the switch it came from
+(controller/apps/packet_in.py). Here:
 
   token bucket per (switch, in_port)  -> second line of defence after the meter
   controller.dhcp.packet.parse        -> drop and count malformed frames by reason
@@ -29,7 +31,6 @@ import time
 
 from os_ken.base import app_manager
 from os_ken.ofproto import ofproto_v1_3 as ofp
-from os_ken.ofproto import ofproto_v1_3_parser as parser
 from sqlalchemy import create_engine, event, text
 
 from controller.apps.guard import guarded
@@ -37,6 +38,7 @@ from controller.dhcp import options as opt
 from controller.dhcp import server
 from controller.dhcp.facts import PortFacts, Settings, SubnetFacts
 from controller.dhcp.packet import Malformed, parse
+from controller.flows import ofwire
 from controller.runtime import Runtime
 
 LOG = logging.getLogger(__name__)
@@ -77,7 +79,8 @@ class DhcpResponder(app_manager.OSKenApp):
         self.counters: dict[str, int] = collections.Counter()
         self._leases: collections.deque = collections.deque(maxlen=RECENT_LEASES)
         self._buckets: dict[tuple[int, int], TokenBucket] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()            # the cache, against the bus's flushes
+        self._handle_lock = threading.Lock()     # counters and buckets: one receive thread per switch calls us
         self._cache: dict[tuple[int, int], tuple[float, PortFacts | None, str | None]] = {}
         self._generation = 0
         self._reader = reader_engine(self.rt.db)
@@ -96,7 +99,8 @@ class DhcpResponder(app_manager.OSKenApp):
         """A packet-in from the DHCP table with a port cookie (controller/apps/packet_in.py)."""
         dp = msg.datapath
         in_port = msg.match.get("in_port")
-        frame = self.handle(dp.id, in_port, prefix, bytes(msg.data))
+        with self._handle_lock:
+            frame = self.handle(dp.id, in_port, prefix, bytes(msg.data))
         if frame is not None:
             self._send(dp, in_port, frame)
 
@@ -133,10 +137,7 @@ class DhcpResponder(app_manager.OSKenApp):
         return b.take(now)
 
     def _send(self, dp, in_port: int, frame: bytes) -> None:
-        out = parser.OFPPacketOut(datapath=dp, buffer_id=ofp.OFP_NO_BUFFER,
-                                  in_port=ofp.OFPP_CONTROLLER,
-                                  actions=[parser.OFPActionOutput(in_port, 0)], data=frame)
-        dp.send_msg(out)
+        dp.send(ofwire.packet_out_bytes(in_port, frame))
 
     def _record(self, req, facts: PortFacts, network_id, decision: server.Decision) -> None:
         if decision.reply in ("ack", "nak") or decision.reason in ("release", "decline"):

@@ -35,15 +35,15 @@ def destination(req: DhcpRequest, msg_type: int, yiaddr: str) -> tuple[str, str]
 
 
 def build(req: DhcpRequest, msg_type: int, *, yiaddr: str, ciaddr: str,
-          server_ip: str, server_mac: str, options: dict[int, bytes]) -> bytes:
-    """The whole frame. `options` must not contain 53 (added first here)."""
+          server_ip: str, server_mac: str, options: bytes) -> bytes:
+    """The whole frame. `options`: encoded (options.encode_options), without
+    53 (added first here)."""
     eth_dst, ip_dst = destination(req, msg_type, yiaddr)
-    all_opts = {opt.MESSAGE_TYPE: bytes((msg_type,)), **options}
     bootp = (struct.pack("!BBBBIHH", BOOTREPLY, 1, 6, 0, req.xid, 0, req.flags)
              + opt.ip4(ciaddr) + opt.ip4(yiaddr) + opt.ip4(ZERO_IP) + opt.ip4(req.giaddr)
              + req.chaddr_raw.ljust(16, b"\0")[:16]
              + bytes(64 + 128)                       # sname, file
-             + MAGIC_COOKIE + opt.encode_options(all_opts))
+             + MAGIC_COOKIE + bytes((opt.MESSAGE_TYPE, 1, msg_type)) + options)
     bootp = bootp.ljust(BOOTP_MIN, b"\0")
     return ethernet(eth_dst, server_mac, ipv4_udp(server_ip, ip_dst, bootp))
 

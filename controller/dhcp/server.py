@@ -99,7 +99,8 @@ def _request(req, port, settings, leasable) -> Decision:
 def _answer(req, port: PortFacts, settings: Settings, msg_type: int, reason: str,
             subnet: SubnetFacts, ip: str) -> Decision:
     inform = req.msg_type == opt.INFORM
-    options = _options(req, port, settings, subnet, with_lease=not inform)
+    options = _options(subnet, port.mtu, settings.domain, 0 if inform else settings.lease_time,
+                       req.parameter_request_list, req.max_message_size)
     frame = reply.build(req, msg_type, yiaddr=ZERO if inform else ip,
                         ciaddr=req.ciaddr, server_ip=subnet.server_ip,
                         server_mac=port.server_mac, options=options)
@@ -109,32 +110,36 @@ def _answer(req, port: PortFacts, settings: Settings, msg_type: int, reason: str
 def _nak(req, port: PortFacts, leasable, state: str, wanted: str) -> Decision:
     # Speak as the server of the subnet the client thinks it is on, if any.
     subnet = next((s for s, _ in leasable if _contains(s, wanted)), leasable[0][0])
-    options = {opt.SERVER_ID: opt.ip4(subnet.server_ip),
-               opt.MESSAGE: b"requested address is not this port's address"}
+    options = opt.encode_options({opt.SERVER_ID: opt.ip4(subnet.server_ip),
+                                  opt.MESSAGE: b"requested address is not this port's address"})
     frame = reply.build(req, opt.NAK, yiaddr=ZERO, ciaddr=ZERO, server_ip=subnet.server_ip,
                         server_mac=port.server_mac, options=options)
     return Decision("nak", state, frame, wanted)
 
 
-def _options(req, port: PortFacts, settings: Settings, subnet: SubnetFacts,
-             with_lease: bool) -> dict[int, bytes]:
-    """The options of an OFFER/ACK: server id and lease first, then what the
-    client asked for in its order, then the rest of ALWAYS."""
-    available = _available(subnet, port.mtu, settings.domain)
+@functools.lru_cache(maxsize=4096)
+def _options(subnet: SubnetFacts, mtu: int, domain: str, lease_time: int,
+             request_list: tuple[int, ...], max_size: int | None) -> bytes:
+    """The encoded options of an OFFER/ACK (lease_time 0: an INFORM's ACK,
+    no lease): server id and lease first, then what the client asked for in
+    its order, then the rest of ALWAYS. Memoized: every argument is a frozen
+    value (a changed subnet is a new key), and a client asks the same way
+    each time, so a reply's options are encoded once."""
+    available = _available(subnet, mtu, domain)
     out: dict[int, bytes] = {opt.SERVER_ID: opt.ip4(subnet.server_ip)}
-    if with_lease:
-        out.update(_lease_options(settings.lease_time))
-    for code in (*req.parameter_request_list, *ALWAYS):
+    if lease_time:
+        out.update(_lease_options(lease_time))
+    for code in (*request_list, *ALWAYS):
         if code in available and code not in out:
             out[code] = available[code]
-    return _fit(out, req.max_message_size)
+    return opt.encode_options(_fit(out, max_size))
 
 
 @functools.lru_cache(maxsize=4096)
 def _available(subnet: SubnetFacts, mtu: int, domain: str) -> dict[int, bytes]:
     """Every option value this subnet can give, encoded. Memoized on the
-    frozen facts (a changed subnet is a new key): the encoding is most of a
-    reply's cost. Callers must not modify the result."""
+    frozen facts (a changed subnet is a new key). Callers must not modify the
+    result."""
     net = subnet.network
     available: dict[int, bytes] = {
         opt.SUBNET_MASK: net.netmask.packed,

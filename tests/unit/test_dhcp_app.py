@@ -132,6 +132,15 @@ class FakeDatapath:
     def send_msg(self, msg):
         self.sent.append(msg)
 
+    def send(self, buf: bytes):
+        """Raw bytes (the DHCP reply's packet-out), recorded like os-ken's message."""
+        from types import SimpleNamespace
+        from controller.flows import ofwire
+        port, data = int.from_bytes(buf[28:32], "big"), buf[ofwire._PACKET_OUT.size:]
+        assert buf == ofwire.packet_out_bytes(port, data)       # one output action, nothing else
+        self.sent.append(SimpleNamespace(in_port=int.from_bytes(buf[12:16], "big"),
+                                         actions=[SimpleNamespace(port=port)], data=data))
+
 
 def _packet_in(dp, data, table=21, cookie=None, in_port=OFPORT):
     from os_ken.controller import ofp_event

@@ -156,7 +156,7 @@ def test_long_options_are_split_rfc3396():
 def test_reply_frame_decodes_in_scapy_with_valid_checksums():
     req = parse(client_frame(xid=77, flags=0))
     f = reply.build(req, opt.OFFER, yiaddr="10.0.0.5", ciaddr="0.0.0.0", server_ip="10.0.0.2",
-                    server_mac="fa:16:3e:00:00:02", options={opt.SERVER_ID: opt.ip4("10.0.0.2")})
+                    server_mac="fa:16:3e:00:00:02", options=opt.encode_options({opt.SERVER_ID: opt.ip4("10.0.0.2")}))
     p = Ether(f)
     assert (p.src, p.dst) == ("fa:16:3e:00:00:02", VM_MAC)
     assert (p[IP].src, p[IP].dst, p[UDP].sport, p[UDP].dport) == ("10.0.0.2", "10.0.0.5", 67, 68)

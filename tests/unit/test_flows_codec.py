@@ -198,3 +198,46 @@ def test_flow_stats_reply_kept_as_bytes_and_parsed_on_demand():
         assert ofcodec.decode_flow_stats(f.bridge, st) == f
         assert (st.packet_count, st.byte_count, st.duration_sec, st.table_id) == (i, 700, 3, f.table)
         assert dict(st.match.items()) == dict(parser.OFPMatch(**dict(f.match)).items())
+
+
+def test_packet_out_bytes_are_os_kens():
+    data = bytes(range(60))
+    msg = parser.OFPPacketOut(DP, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                              actions=[parser.OFPActionOutput(7, 0)], data=data)
+    msg.set_xid(ofwire.PACKET_OUT_XID)
+    msg.serialize()
+    assert ofwire.packet_out_bytes(7, data) == bytes(msg.buf)
+
+
+def _packet_in_bytes(match_bytes: bytes, data: bytes, total_len=None) -> bytes:
+    body = struct.pack("!IHBBQ", ofp.OFP_NO_BUFFER, len(data) if total_len is None else total_len,
+                       ofp.OFPR_ACTION, 21, 0xAB00_0000_0000_0001) + match_bytes + b"\0\0" + data
+    return struct.pack("!BBHI", ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, 8 + len(body), 9) + body
+
+
+def _ofp_match(**fields) -> bytes:
+    buf = bytearray()
+    parser.OFPMatch(**fields).serialize(buf, 0)
+    return bytes(buf)
+
+
+def test_lean_packet_in_reads_what_os_ken_reads():
+    data = bytes(range(200))
+    for fields, total_len in (({"in_port": 5}, None),
+                              ({"in_port": 5, "reg5": 1, "metadata": 7, "tunnel_id": 9}, None),
+                              ({"in_port": 3, "eth_dst": "fa:16:3e:00:00:01"}, 100)):   # truncated to total_len
+        raw = _packet_in_bytes(_ofp_match(**fields), data, total_len)
+        ours = ofwire.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
+        ref = parser.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
+        assert type(ours) is ofwire.OFPPacketIn and type(ours).__name__ == "OFPPacketIn"
+        for attr in ("buffer_id", "total_len", "reason", "table_id", "cookie", "xid"):
+            assert getattr(ours, attr) == getattr(ref, attr), attr
+        assert bytes(ours.data) == bytes(ref.data)
+        assert ours.match == dict(ref.match.items())
+        assert ours.match.get("in_port") == fields["in_port"]
+
+
+def test_lean_packet_in_falls_back_to_os_ken_for_a_field_it_does_not_decode():
+    raw = _packet_in_bytes(_ofp_match(in_port=5, tun_ipv4_src="192.0.2.1"), b"\x01" * 20)
+    msg = ofwire.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
+    assert msg.match.get("in_port") == 5 and bytes(msg.data) == b"\x01" * 20

@@ -52,12 +52,13 @@ def test_reconciler_and_dhcp_figures():
     rec = SimpleNamespace(switch_list=lambda: [sw], rounds=4, round_seconds_total=2.0,
                           flow_mods_sent=7, last_round_s=0.1)
     text = render(metrics.reconciler_families(rec, {"n1": "hv1"}, query_switches=False)
-                  + [metrics.packet_in_family(SimpleNamespace(packet_ins={"action": 9}))])
+                  + metrics.packet_in_families(SimpleNamespace(packet_ins={"action": 9}, router_dropped=2)))
     assert "quantum_switches_connected 1\n" in text
     assert 'quantum_flows{dpid="00000000000000ab",node="hv1",bridge="br-int",table="0"} 2' in text
     assert 'quantum_flows{dpid="00000000000000ab",node="hv1",bridge="br-int",table="50"} 1' in text
     assert "quantum_reconcile_duration_seconds_sum 2\nquantum_reconcile_duration_seconds_count 4" in text
     assert 'quantum_packet_ins_total{reason="action"} 9' in text
+    assert "quantum_router_packet_ins_dropped_total 2\n" in text
     dhcp = SimpleNamespace(replies={"OFFER": 2, "ACK": 3}, counters={"rate_limited": 5, "note": "x"})
     text = render(metrics.dhcp_families(dhcp))
     assert 'quantum_dhcp_replies_total{type="ACK"} 3' in text

@@ -81,7 +81,9 @@ class Bench:
     def setup(self):
         self.net = self.api.network("bench-dhcp", **{"provider:network_type": "gre",
                                                      "provider:segmentation_id": 77})
-        self.subnet = self.api.subnet(self.net, CIDR, dns_nameservers=["192.0.2.53"])
+        # The pool leaves out DNSMASQ_IP: addresses are allocated at random.
+        self.subnet = self.api.subnet(self.net, CIDR, dns_nameservers=["192.0.2.53"],
+                                      allocation_pools=[{"start": f"{PREFIX}.0.2", "end": f"{PREFIX}.3.200"}])
         self.vms = [self.new_vm() for _ in range(self.args.clients + 2)]
         self.client, self.flooder = self.vms[0], self.vms[-1]
         self.crowd = self.vms[1:-1]

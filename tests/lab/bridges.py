@@ -70,7 +70,7 @@ class ManyBridges:
         create_ovs(self.dir, self.netns)
         self.socat = subprocess.Popen(
             ["socat", f"UNIX-LISTEN:{self.dir}/ctl.sock,fork,unlink-early,backlog={RELAY_BACKLOG}",
-             f"TCP:127.0.0.1:{self.ofp_port}"],
+             f"TCP:127.0.0.1:{self.ofp_port},nodelay"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(lambda: os.path.exists(f"{self.dir}/ctl.sock"), 10, what="socat relay")
         args = []

@@ -105,7 +105,7 @@ class Hypervisor:
             if os.path.exists(path):
                 os.unlink(path)
             p = subprocess.Popen(["socat", f"UNIX-LISTEN:{path},fork,unlink-early",
-                                  f"TCP:127.0.0.1:{port}"],
+                                  f"TCP:127.0.0.1:{port},nodelay"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  start_new_session=True)
             with open(f"{self.rundir}/socat{i}.pid", "w") as f:

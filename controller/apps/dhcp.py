@@ -31,7 +31,7 @@ import time
 
 from os_ken.base import app_manager
 from os_ken.ofproto import ofproto_v1_3 as ofp
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import bindparam, create_engine, event, text
 
 from controller.apps.guard import guarded
 from controller.dhcp import options as opt
@@ -172,65 +172,88 @@ class DhcpResponder(app_manager.OSKenApp):
             gen = self._generation
         if hit is not None and now - hit[0] < CACHE_TTL_S:
             return hit[1], hit[2]
+        # A miss loads every port of the switch: after a flush (any change to
+        # a port anywhere) the next ports to ask usually share the switch,
+        # and a few queries for all cost about what they cost for one.
         self.counters["cache_miss"] += 1
         with self._reader.connect() as conn:
-            facts, network_id = load_port_facts(conn, dpid, in_port)
+            loaded = load_switch_facts(conn, dpid)
             conn.rollback()
+        loaded.setdefault(in_port, (None, None))
         with self._lock:
             if gen == self._generation:     # no change was committed while we read
-                self._cache[key] = (now, facts, network_id)
-        return facts, network_id
+                for port, (facts, network_id) in loaded.items():
+                    self._cache[(dpid, port)] = (now, facts, network_id)
+        return loaded[in_port]
 
 
 # Plain SQL built once: on the packet-in path (after a cache flush) SQLAlchemy's
 # statement building costs more than SQLite's answer.
-_NODES = text("SELECT hostname, bridges FROM nodes")
-_PORT = text("SELECT id, network_id, mac_address, admin_state_up FROM ports "
-             "WHERE host_id = :host AND ofport = :ofport AND vif_type != 'unbound'")
-_NETWORK = text("SELECT mtu, admin_state_up FROM networks WHERE id = :id")
-_DHCP_PORT = text("SELECT id, mac_address FROM ports WHERE network_id = :net "
-                  "AND device_owner = :owner ORDER BY created_at LIMIT 1")
-_ALLOCS = text("SELECT port_id, subnet_id, ip_address FROM ipallocations "
-               "WHERE port_id IN (:port, :dhcp)")
-_SUBNETS = text("SELECT id, cidr, gateway_ip, enable_dhcp, ip_version, dns_nameservers, host_routes "
-                "FROM subnets WHERE network_id = :net ORDER BY created_at, id")
-_ROUTED = text("SELECT DISTINCT a.subnet_id FROM ipallocations a JOIN ports p ON p.id = a.port_id "
-               "WHERE a.network_id = :net AND p.device_owner LIKE 'network:router_interface%'")
+def _sql(statement: str, *lists: str):
+    return text(statement).bindparams(*(bindparam(name, expanding=True) for name in lists))
 
 
-def load_port_facts(conn, dpid: int, in_port: int) -> tuple[PortFacts | None, str | None]:
-    """The port bound at (switch dpid, ofport) and what DHCP needs to answer it."""
+_NODES = _sql("SELECT hostname, bridges FROM nodes")
+_PORTS = _sql("SELECT id, network_id, mac_address, admin_state_up, ofport FROM ports "
+              "WHERE host_id = :host AND ofport IS NOT NULL AND vif_type != 'unbound'")
+_NETWORKS = _sql("SELECT id, mtu, admin_state_up FROM networks WHERE id IN :nets", "nets")
+_DHCP_PORTS = _sql("SELECT id, network_id, mac_address FROM ports WHERE network_id IN :nets "
+                   "AND device_owner = :owner ORDER BY created_at DESC", "nets")
+_ALLOCS = _sql("SELECT a.port_id, a.subnet_id, a.ip_address FROM ipallocations a "
+               "JOIN ports p ON p.id = a.port_id WHERE p.host_id = :host OR p.id IN :dhcp", "dhcp")
+_SUBNETS = _sql("SELECT id, network_id, cidr, gateway_ip, enable_dhcp, ip_version, dns_nameservers, "
+                "host_routes FROM subnets WHERE network_id IN :nets ORDER BY created_at, id", "nets")
+_ROUTED = _sql("SELECT DISTINCT a.subnet_id FROM ipallocations a JOIN ports p ON p.id = a.port_id "
+               "WHERE a.network_id IN :nets AND p.device_owner LIKE 'network:router_interface%'", "nets")
+
+
+def load_switch_facts(conn, dpid: int) -> dict[int, tuple[PortFacts | None, str | None]]:
+    """{ofport: (facts, network id)} for every port bound on the switch `dpid`:
+    what DHCP needs to answer each. Facts are None for a port that gets no
+    answer (its network has no DHCP port, or it or its network is down)."""
     hostname = next((h for h, bridges in conn.execute(_NODES)
                      if int((_json(bridges) or {}).get("br-int", -1)) == dpid), None)
     if hostname is None:
-        return None, None
-    port = conn.execute(_PORT, {"host": hostname, "ofport": in_port}).first()
-    if port is None:
-        return None, None
-    net = conn.execute(_NETWORK, {"id": port.network_id}).first()
-    dhcp_port = conn.execute(_DHCP_PORT, {"net": port.network_id, "owner": DHCP_OWNER}).first()
-    if net is None or dhcp_port is None or not net.admin_state_up or not port.admin_state_up:
-        return None, port.network_id
-    allocs = conn.execute(_ALLOCS, {"port": port.id, "dhcp": dhcp_port.id}).all()
-    server_ips = {a.subnet_id: a.ip_address for a in allocs if a.port_id == dhcp_port.id}
+        return {}
+    ports = conn.execute(_PORTS, {"host": hostname}).all()
+    nets = sorted({p.network_id for p in ports})
+    if not nets:
+        return {}
+    networks = {n.id: n for n in conn.execute(_NETWORKS, {"nets": nets})}
+    # The oldest DHCP port of each network (rows newest first: the last one wins).
+    dhcp_ports = {d.network_id: d for d in conn.execute(_DHCP_PORTS, {"nets": nets, "owner": DHCP_OWNER})}
+    allocs: dict[str, list] = {}
+    for a in conn.execute(_ALLOCS, {"host": hostname, "dhcp": [d.id for d in dhcp_ports.values()]}):
+        allocs.setdefault(a.port_id, []).append(a)
     # In the network's subnet order, so a DISCOVER is offered the address on
     # the oldest DHCP-enabled subnet.
-    subnets = {sn.id: (i, sn) for i, sn in enumerate(conn.execute(_SUBNETS, {"net": port.network_id}))}
-    routed = {r[0] for r in conn.execute(_ROUTED, {"net": port.network_id})}
-    addresses = []
-    for a in sorted((a for a in allocs if a.port_id == port.id and a.subnet_id in subnets),
-                    key=lambda a: subnets[a.subnet_id][0]):
-        sn = subnets[a.subnet_id][1]
-        addresses.append((SubnetFacts(
-            id=sn.id, cidr=sn.cidr, gateway_ip=sn.gateway_ip, enable_dhcp=bool(sn.enable_dhcp),
-            ip_version=sn.ip_version, dns_nameservers=tuple(_json(sn.dns_nameservers) or ()),
-            host_routes=tuple((r["destination"], r["nexthop"]) for r in (_json(sn.host_routes) or ())),
-            # No router interface on the subnet: option 121 routes the metadata
-            # address via the DHCP port (SubnetFacts.metadata_route).
-            server_ip=server_ips.get(sn.id), metadata_route=sn.id not in routed), a.ip_address))
-    facts = PortFacts(id=port.id, mac=port.mac_address.lower(), mtu=net.mtu,
-                      addresses=tuple(addresses), server_mac=dhcp_port.mac_address.lower())
-    return facts, port.network_id
+    subnets: dict[str, list] = {}
+    for sn in conn.execute(_SUBNETS, {"nets": nets}):
+        subnets.setdefault(sn.network_id, []).append(sn)
+    routed = {r[0] for r in conn.execute(_ROUTED, {"nets": nets})}
+    out = {}
+    for port in ports:
+        net, dhcp_port = networks.get(port.network_id), dhcp_ports.get(port.network_id)
+        if net is None or dhcp_port is None or not net.admin_state_up or not port.admin_state_up:
+            out[port.ofport] = (None, port.network_id)
+            continue
+        server_ips = {a.subnet_id: a.ip_address for a in allocs.get(dhcp_port.id, ())}
+        order = {sn.id: (i, sn) for i, sn in enumerate(subnets.get(port.network_id, ()))}
+        addresses = []
+        for a in sorted((a for a in allocs.get(port.id, ()) if a.subnet_id in order),
+                        key=lambda a: order[a.subnet_id][0]):
+            sn = order[a.subnet_id][1]
+            addresses.append((SubnetFacts(
+                id=sn.id, cidr=sn.cidr, gateway_ip=sn.gateway_ip, enable_dhcp=bool(sn.enable_dhcp),
+                ip_version=sn.ip_version, dns_nameservers=tuple(_json(sn.dns_nameservers) or ()),
+                host_routes=tuple((r["destination"], r["nexthop"]) for r in (_json(sn.host_routes) or ())),
+                # No router interface on the subnet: option 121 routes the metadata
+                # address via the DHCP port (SubnetFacts.metadata_route).
+                server_ip=server_ips.get(sn.id), metadata_route=sn.id not in routed), a.ip_address))
+        out[port.ofport] = (PortFacts(id=port.id, mac=port.mac_address.lower(), mtu=net.mtu,
+                                      addresses=tuple(addresses), server_mac=dhcp_port.mac_address.lower()),
+                            port.network_id)
+    return out
 
 
 def _json(v):

@@ -105,6 +105,39 @@ def test_disabled_dhcp_is_not_answered(app):
     assert app.counters["no_reply_dhcp_disabled"] == 1
 
 
+def test_one_miss_loads_every_port_of_the_switch(app):
+    """After a flush, the first request loads the facts of all the switch's
+    ports at once; the next port to ask is answered from the cache."""
+    vm2, mac2 = "8c77dea8-0d1f-4c3a-9a55-000000000002", "fa:16:3e:00:00:22"
+    vm3 = "8c77dea8-0d1f-4c3a-9a55-000000000003"
+    with app.rt.db.write() as s:
+        s.add(m.Network(id="net2", project_id="p", network_type="gre", segmentation_id=6, mtu=1400))
+        s.add(m.Network(id="net3", project_id="p", network_type="gre", segmentation_id=7))   # no DHCP port
+        s.add(m.Subnet(id="sub2", project_id="p", network_id="net2", ip_version=4,
+                       cidr="10.2.0.0/24", gateway_ip=None))
+        s.flush()
+        s.add(m.Port(id="dhcp2", project_id="p", network_id="net2", mac_address="fa:16:3e:00:00:12",
+                     device_owner="network:dhcp"))
+        s.add(m.Port(id=vm2, project_id="p", network_id="net2", mac_address=mac2,
+                     device_owner="compute:nova", host_id="hv1", vif_type="ovs", ofport=OFPORT + 1))
+        s.add(m.Port(id=vm3, project_id="p", network_id="net3", mac_address="fa:16:3e:00:00:33",
+                     device_owner="compute:nova", host_id="hv1", vif_type="ovs", ofport=OFPORT + 2))
+        s.add(m.IPAllocation(subnet_id="sub2", ip_address="10.2.0.2", port_id="dhcp2", network_id="net2"))
+        s.add(m.IPAllocation(subnet_id="sub2", ip_address="10.2.0.9", port_id=vm2, network_id="net2"))
+    app.rt.bus.publish([Change("port", vm2)])
+    assert Ether(app.handle(DPID, OFPORT, PREFIX, client_frame("discover")))[BOOTP].yiaddr == "10.0.0.5"
+    prefix2 = cookies.decode(cookies.cookie("port", vm2))[1]
+    frame2 = app.handle(DPID, OFPORT + 1, prefix2, client_frame("discover", mac=mac2))
+    assert app.counters["cache_miss"] == 1
+    o = scapy_options(frame2)
+    assert Ether(frame2)[BOOTP].yiaddr == "10.2.0.9" and o["server_id"] == "10.2.0.2"
+    assert o["interface-mtu"] == 1400 and "router" not in o
+    # A port whose network has no DHCP port gets no answer, from the same load.
+    prefix3 = cookies.decode(cookies.cookie("port", vm3))[1]
+    assert app.handle(DPID, OFPORT + 2, prefix3, client_frame("discover", mac="fa:16:3e:00:00:33")) is None
+    assert app.counters["cache_miss"] == 1
+
+
 def test_token_bucket_limits_each_port_separately(app):
     results = [app.handle(DPID, OFPORT, PREFIX, client_frame()) for _ in range(30)]
     assert app.counters["rate_limited"] >= 20          # 5/s with a burst of 5

@@ -8,7 +8,7 @@ from scapy.layers.l2 import Ether
 
 from controller.db import models as m
 from controller.db.session import Database
-from controller.apps.dhcp import load_port_facts
+from controller.apps.dhcp import load_switch_facts
 from controller.dhcp.packet import parse
 from controller.dhcp.server import decide
 from tests.unit.test_dhcp_helpers import SERVER_IP, SETTINGS, VM_IP, client_frame, port, subnet
@@ -61,7 +61,7 @@ def test_facts_say_isolated_until_a_router_interface_joins(tmp_path):
             s.flush()
             s.add(m.IPAllocation(subnet_id="sub", ip_address=ip, port_id=pid, network_id="net"))
     with db.read() as s:
-        facts, _net = load_port_facts(s, 42, 7)
+        facts, _net = load_switch_facts(s, 42)[7]
     assert facts.addresses[0][0].metadata_route is True
     with db.write() as s:
         s.add(m.Port(id="rif", project_id="p", network_id="net", mac_address="fa:16:3e:00:00:01",
@@ -69,6 +69,6 @@ def test_facts_say_isolated_until_a_router_interface_joins(tmp_path):
         s.flush()
         s.add(m.IPAllocation(subnet_id="sub", ip_address="10.0.0.1", port_id="rif", network_id="net"))
     with db.read() as s:
-        facts, _net = load_port_facts(s, 42, 7)
+        facts, _net = load_switch_facts(s, 42)[7]
     assert facts.addresses[0][0].metadata_route is False
     db.dispose()

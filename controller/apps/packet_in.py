@@ -14,7 +14,7 @@ measured with timestamps in the process). So this app is not an observer: it
 registers its handler with os-ken's OpenFlow brick, whose handlers the
 receive loop calls synchronously (os-ken's own handshake handlers run the
 same way). A DHCP answer needs no blocking call once the port's facts are
-cached, and a cache miss is a few SQLite reads.
+cached, and a cache miss is a few reads (controller/apps/dhcp.py).
 
 Router packet-ins may write (a learned gateway MAC goes to the database), so
 they wait on a bounded queue for the worker instead: a switch's receive loop
@@ -66,7 +66,10 @@ class PacketInDispatcher(app_manager.OSKenApp):
             brick.register_handler(ofp_event.EventOFPPacketIn, self._on_packet_in)
 
     def close(self):
-        self._router_queue.put(None)
+        try:
+            self._router_queue.put_nowait(None)
+        except queue.Full:
+            pass                                  # a daemon thread: it ends with the process
         super().close()
 
     @set_ev_handler(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)

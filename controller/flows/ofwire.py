@@ -13,11 +13,14 @@ fallback:
           bundle_ctrl_bytes(bundle_id, type, flags, xid)
           -> bytes; the reconciler joins a switch's messages into one buffer
           and hands it to `datapath.send()` in one call (one socket write).
+          packet_out_bytes(port, data)              a DHCP reply's packet-out
   decode  decode_flow_stats_entry(bridge, raw)      one ofp_flow_stats -> Flow
           RawFlowStats: the flow-stats reply body kept as bytes per entry
           (install_raw_flow_stats() makes os-ken's parser do that; any other
           attribute access parses the entry with os-ken on demand, so the
           console's use of OFPFlowStats attributes keeps working).
+          OFPPacketIn: packet-ins parsed with struct, the match as a dict
+          (install_lean_packet_in(), done by controller/apps/packet_in.py).
 
 Coverage: OXM fields of the OpenFlow basic and NXM classes with integer, MAC,
 IPv4 and IPv6 values are encoded and decoded here (IPv6 text through os-ken's
@@ -53,7 +56,7 @@ _FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2x")     # header + ofp_flow_mod up t
 _BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")          # header + experimenter + ONF bundle add
 _BUNDLE_CTRL = struct.Struct("!BBHIIIIHH")          # header + experimenter + ONF bundle ctrl
 _FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")      # ofp_flow_stats up to the match
-_PACKET_OUT = struct.Struct("!BBHIIIH6xHHIH6x")  # header + ofp_packet_out + one output action
+_PACKET_OUT = struct.Struct("!BBHIIIH6xHHIH6x")    # header + ofp_packet_out + one output action
 _PACKET_IN = struct.Struct("!IHBBQ")                 # ofp_packet_in after the header, up to the match
 _HH = struct.Struct("!HH")
 _I = struct.Struct("!I")

@@ -123,6 +123,18 @@ def test_bootstrap_twice_changes_nothing(lab_factory):
     r = hv.bootstrap()
     assert "nothing to change" in r.stdout
     assert config_snapshot(hv) == before
+    # The lab's userspace datapath: warned about if this OVS has the megaflow bug.
+    installed = run("ovs-vswitchd", "--version").stdout.splitlines()[0]
+    affected = load_bootstrap_module().netdev_flow_put_bug(installed)
+    assert ("revalidator/purge" in r.stderr) == affected, r.stderr
+
+
+def test_bootstrap_knows_the_ovs_releases_with_the_netdev_megaflow_bug():
+    bug = load_bootstrap_module().netdev_flow_put_bug
+    assert bug("ovs-vswitchd (Open vSwitch) 3.1.0")
+    assert [bug(v) for v in ("2.13.0", "2.17.7", "3.0.4", "3.1.2")] == [True] * 4
+    assert [bug(v) for v in ("2.17.8", "3.0.5", "3.1.3", "3.2.0", "3.4.1", "4.0.0")] == [False] * 6
+    assert not bug("unknown")
 
 
 def test_unreachable_api_is_a_clear_error(lab_factory):

@@ -223,3 +223,40 @@ def test_a_hostile_packet_in_never_raises(app, dispatcher):
     assert app.counters == {"dropped_truncated_ethernet": 1, "dropped_too_big": 1,
                             "dropped_truncated_ip": 1}
     assert guard.handler_errors == errors_before
+
+
+def test_router_packet_ins_go_to_l3_arp_on_the_worker_and_a_full_queue_drops(app, monkeypatch):
+    """Router packet-ins never run in the switch's receive thread (they may
+    wait for the database); the worker hands them to L3Arp, and when it falls
+    behind, the bounded queue drops and counts."""
+    import threading
+    import time
+    from os_ken.base import app_manager
+    from controller.apps import packet_in
+
+    release, seen = threading.Event(), []
+
+    class L3Arp(app_manager.OSKenApp):          # stands in for controller.apps.l3_arp
+        def on_packet_in(self, msg, prefix):
+            seen.append((prefix, threading.current_thread().name))
+            release.wait(10)
+
+    monkeypatch.setattr(packet_in, "ROUTER_QUEUE", 2)
+    arp = L3Arp()
+    app_manager.register_app(arp)
+    dispatcher = packet_in.PacketInDispatcher()
+    try:
+        dp = FakeDatapath(DPID)
+        router = cookies.cookie("router", VM_ID)
+        dispatcher._on_packet_in(_packet_in(dp, client_frame(), cookie=router))
+        deadline = time.monotonic() + 5         # until the worker took the first (and is held there)
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [(PREFIX, "packet-in-router")]
+        for _ in range(3):                      # two fit in the queue, the third is dropped
+            dispatcher._on_packet_in(_packet_in(dp, client_frame(), cookie=router))
+        assert dispatcher.router_dropped == 1 and dispatcher.packet_ins == {"action": 4}
+    finally:
+        release.set()
+        dispatcher.close()
+        app_manager.unregister_app(arp)

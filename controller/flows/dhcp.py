@@ -8,6 +8,11 @@ that has a DHCP port address (the server identifier):
                  -> goto DHCP. A client still using an address the port no
                  longer has must reach the server to be refused (NAK); the
                  packet goes nowhere but to the controller.
+  PORT_SECURITY  reg5=<ofport>, eth_src=<port MAC>, ARP request for a DHCP
+                 address (any sender IP) -> answered right here, out of the
+                 ingress port: such a client's unicast renewal needs the
+                 server's MAC first, and port security drops ARP from an
+                 address the port lost. Nothing else sees the request.
   DHCP           in_port=<ofport>, udp 68->67 -> meter <ofport>, CONTROLLER
                  with the port's cookie, so a packet-in names its port.
 
@@ -28,6 +33,7 @@ import ipaddress
 
 from controller.flows import cookies
 from controller.flows import tables as t
+from controller.flows.arp_responder import ARP_REQUEST, reply_in_place
 from controller.flows.flow import Flow, Meter, match
 from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable
@@ -35,6 +41,7 @@ from controller.flows.world import NodeInfo, PortInfo, World
 
 T = t.IntTable
 ETH_IP = 0x0800
+ETH_ARP = 0x0806
 DHCP_OWNER = "network:dhcp"
 PRIO_PUNT = t.PRIO_DEFAULT
 PRIO_PORTSEC_DHCP = t.PRIO_DEFAULT + 10    # above port security's per-address flows
@@ -57,9 +64,10 @@ def compile_dhcp(world: World, node: NodeInfo, rate_pps: int | None = None) -> l
             continue
         for ip in servers:
             out.append(answer_ping(vlan, ip, server.mac, cookies.cookie("dhcp", server.id)))
+        answers = tuple((ip, server.mac) for ip in servers)
         for p in world.ports_on(node.id):
             if p.network_id == net.id and p.admin_state_up and not p.device_owner.startswith("network:"):
-                out += punt_dhcp(p, rate)
+                out += punt_dhcp(p, rate, answers)
     return out
 
 
@@ -88,13 +96,18 @@ def server_addresses(world: World, server: PortInfo) -> list[str]:
 
 
 @per_object      # per port: unchanged ports cost a lookup (flows/memo.py)
-def punt_dhcp(p: PortInfo, rate: int) -> list:
+def punt_dhcp(p: PortInfo, rate: int, servers: tuple) -> list:
+    """`servers`: ((DHCP address, DHCP port MAC), ...) of the port's network."""
     c = cookies.cookie("port", p.id)
     dhcp = dict(eth_type=ETH_IP, ip_proto=17, udp_src=68, udp_dst=67)
     return [
         Flow("br-int", T.PORT_SECURITY, PRIO_PORTSEC_DHCP,
              match(**{t.REG_IN_PORT: p.ofport}, eth_src=p.mac, **dhcp),
              (("goto", int(T.DHCP)),), c),
+        *(Flow("br-int", T.PORT_SECURITY, PRIO_PORTSEC_DHCP,
+               match(**{t.REG_IN_PORT: p.ofport}, eth_src=p.mac, eth_type=ETH_ARP,
+                     arp_op=ARP_REQUEST, arp_tpa=ip),
+               reply_in_place(mac, ip) + (("output", "in_port"),), c) for ip, mac in servers),
         Flow("br-int", T.DHCP, PRIO_PUNT, match(in_port=p.ofport, **dhcp),
              (("meter", p.ofport), ("controller", NO_BUFFER)), c),
         Meter("br-int", p.ofport, rate, burst=rate),

@@ -629,12 +629,24 @@ def test_nak_after_the_ports_fixed_ip_is_changed_through_the_api(env):
     new = old.rsplit(".", 1)[0] + ".200"
     env.api.put(f"/ports/{a.port_id}", {"port": {"fixed_ips": [
         {"subnet_id": subnet["id"], "ip_address": new}]}})
-    # The renewal of the old address (unicast, from the old address) is refused;
-    # udhcpc starts over and gets the new one.
+    # Once port security allows only the new address, the renewal of the old
+    # one (unicast, from the old address, after an ARP for the server from
+    # it) is refused; udhcpc starts over and gets the new one.
+    wait_until(lambda: f"arp_spa={new}" in env.hv1.dump_flows("br-int"), 20,
+               what="port security for the new address")
+    a.exec("ip", "neigh", "flush", "dev", "eth0")     # the server's MAC must be asked for anew
+    cap = env.capture(a)
     p.send_signal(signal.SIGUSR1)
     wait_until(lambda: "nak" in events(log), 20, what="DHCPNAK")
     wait_until(lambda: events(log)[-1] == "bound", 20, what="bound again")
     assert last_event(log, "bound")["ip"] == new
+    # The first renewal, unicast to the server, was the one refused: the ARP for
+    # the server from the lost address was answered (controller/flows/dhcp.py).
+    packets = cap.packets()
+    renewal = requests(packets)[0]
+    assert renewal[IP].dst != "255.255.255.255" and renewal[BOOTP].ciaddr == old
+    assert any(dhcp_options(q).get("message-type") == 6 and q[BOOTP].xid == renewal[BOOTP].xid
+               for q in packets)
     # A client asking for the old address outright (INIT-REBOOT) is refused too.
     reply = env.exchange(a, client_frame(a, "request", 0x7777, options=[("requested_addr", old)]))
     assert reply is not None and dhcp_options(reply)["message-type"] == 6

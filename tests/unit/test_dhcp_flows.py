@@ -52,7 +52,8 @@ def test_punts_dhcp_of_each_local_vm_port_metered_with_its_cookie():
 
 def test_dhcp_from_a_stale_address_passes_port_security_to_the_punt():
     flows = compile_dhcp(world(), NODE)
-    ps = [f for f in flows if isinstance(f, Flow) and f.table == t.IntTable.PORT_SECURITY]
+    ps = [f for f in flows if isinstance(f, Flow) and f.table == t.IntTable.PORT_SECURITY
+          and dict(f.match).get("eth_type") == 0x0800]
     assert len(ps) == 1
     m = dict(ps[0].match)
     assert m[t.REG_IN_PORT] == 5 and m["eth_src"] == "fa:16:3e:00:00:11"
@@ -138,3 +139,22 @@ def test_pipeline_answers_ping_to_the_dhcp_address():
     r = out[0][2]
     assert (r["eth_src"], r["eth_dst"]) == ("fa:16:3e:00:00:02", "fa:16:3e:00:00:11")
     assert (r["ipv4_src"], r["ipv4_dst"], r["icmpv4_type"]) == ("10.0.0.2", "10.0.0.5", 0)
+
+
+def test_pipeline_answers_arp_for_the_dhcp_address_from_a_stale_address_only():
+    """A client renewing an address the port lost must learn the server's MAC
+    to send its unicast renewal (and be refused); any other ARP from that
+    address is still port security's to drop."""
+    from tests.unit.fakeoftable import fabric
+    h1, w = _fabric_world()
+    fab = fabric(w)
+
+    def arp(spa, tpa):
+        return {"eth_src": "fa:16:3e:00:00:11", "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806,
+                "arp_op": 1, "arp_sha": "fa:16:3e:00:00:11", "arp_spa": spa, "arp_tpa": tpa}
+    out = fab.send(h1.id, 5, arp("10.0.0.77", "10.0.0.2"))
+    assert [(n, p) for n, p, _ in out] == [(h1.id, 5)]
+    r = out[0][2]
+    assert (r["arp_op"], r["arp_sha"], r["arp_spa"]) == (2, "fa:16:3e:00:00:02", "10.0.0.2")
+    assert (r["arp_tpa"], r["eth_dst"]) == ("10.0.0.77", "fa:16:3e:00:00:11")
+    assert [o.kind for o in fab.trace(h1.id, 5, arp("10.0.0.77", "10.0.0.6")).outcomes] == ["dropped"]

@@ -70,11 +70,26 @@ def text(driver, css: str) -> str:
 def click_and_wait(driver, element) -> None:
     """Click what submits a form or follows a link, and wait for the next page."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 60).until(EC.staleness_of(old))
+    WebDriverWait(driver, 60).until(lambda _d: is_stale(old))
+
+
+def is_stale(element) -> bool:
+    """The element's page is gone. Checked mid-navigation, chromedriver can
+    answer "Node with given id does not belong to the document" instead of a
+    stale-element error (seen once in a suite run); both mean the same."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    try:
+        element.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e):
+            return True
+        raise
 
 
 def http_status(url: str, headers: dict) -> int:

@@ -225,33 +225,33 @@ def load_switch_facts(conn, dpid: int) -> dict[int, tuple[PortFacts | None, str 
     allocs: dict[str, list] = {}
     for a in conn.execute(_ALLOCS, {"host": hostname, "dhcp": [d.id for d in dhcp_ports.values()]}):
         allocs.setdefault(a.port_id, []).append(a)
-    # In the network's subnet order, so a DISCOVER is offered the address on
-    # the oldest DHCP-enabled subnet.
-    subnets: dict[str, list] = {}
-    for sn in conn.execute(_SUBNETS, {"nets": nets}):
-        subnets.setdefault(sn.network_id, []).append(sn)
     routed = {r[0] for r in conn.execute(_ROUTED, {"nets": nets})}
+    server_ips = {d.network_id: {a.subnet_id: a.ip_address for a in allocs.get(d.id, ())}
+                  for d in dhcp_ports.values()}
+    # Per network, {subnet id: (its rank, its facts)}: in the network's subnet
+    # order, so a DISCOVER is offered the address on the oldest DHCP-enabled subnet.
+    subnets: dict[str, dict] = {}
+    for sn in conn.execute(_SUBNETS, {"nets": nets}):
+        ranked = subnets.setdefault(sn.network_id, {})
+        ranked[sn.id] = (len(ranked), SubnetFacts(
+            id=sn.id, cidr=sn.cidr, gateway_ip=sn.gateway_ip, enable_dhcp=bool(sn.enable_dhcp),
+            ip_version=sn.ip_version, dns_nameservers=tuple(_json(sn.dns_nameservers) or ()),
+            host_routes=tuple((r["destination"], r["nexthop"]) for r in (_json(sn.host_routes) or ())),
+            # No router interface on the subnet: option 121 routes the metadata
+            # address via the DHCP port (SubnetFacts.metadata_route).
+            server_ip=server_ips.get(sn.network_id, {}).get(sn.id), metadata_route=sn.id not in routed))
     out = {}
     for port in ports:
         net, dhcp_port = networks.get(port.network_id), dhcp_ports.get(port.network_id)
         if net is None or dhcp_port is None or not net.admin_state_up or not port.admin_state_up:
             out[port.ofport] = (None, port.network_id)
             continue
-        server_ips = {a.subnet_id: a.ip_address for a in allocs.get(dhcp_port.id, ())}
-        order = {sn.id: (i, sn) for i, sn in enumerate(subnets.get(port.network_id, ()))}
-        addresses = []
-        for a in sorted((a for a in allocs.get(port.id, ()) if a.subnet_id in order),
-                        key=lambda a: order[a.subnet_id][0]):
-            sn = order[a.subnet_id][1]
-            addresses.append((SubnetFacts(
-                id=sn.id, cidr=sn.cidr, gateway_ip=sn.gateway_ip, enable_dhcp=bool(sn.enable_dhcp),
-                ip_version=sn.ip_version, dns_nameservers=tuple(_json(sn.dns_nameservers) or ()),
-                host_routes=tuple((r["destination"], r["nexthop"]) for r in (_json(sn.host_routes) or ())),
-                # No router interface on the subnet: option 121 routes the metadata
-                # address via the DHCP port (SubnetFacts.metadata_route).
-                server_ip=server_ips.get(sn.id), metadata_route=sn.id not in routed), a.ip_address))
+        ranked = subnets.get(port.network_id, {})
+        addresses = tuple((ranked[a.subnet_id][1], a.ip_address)
+                          for a in sorted((a for a in allocs.get(port.id, ()) if a.subnet_id in ranked),
+                                          key=lambda a: ranked[a.subnet_id][0]))
         out[port.ofport] = (PortFacts(id=port.id, mac=port.mac_address.lower(), mtu=net.mtu,
-                                      addresses=tuple(addresses), server_mac=dhcp_port.mac_address.lower()),
+                                      addresses=addresses, server_mac=dhcp_port.mac_address.lower()),
                             port.network_id)
     return out
 

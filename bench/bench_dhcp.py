@@ -10,12 +10,13 @@ namespace plugged into br-int like the agent's qdhcp tap, --dhcp-hostsfile with
 every VM's MAC and address.
 
 Reply times, one-client start-to-bound and the clients started together are
-measured in --blocks blocks per server, alternating (ours, dnsmasq, dnsmasq, ours, ...), so load from other
-work on the machine falls on both alike; each block starts with one untimed
-lease (facts cache, flows, ARP warm). The rest runs once per server. Blocks
-differ more than samples within a block do (udhcpc's own ~95 ms of process
-start, scripts and timers moves by +-4 ms from block to block, the same for
-either server), so more blocks give steadier ratios than more rounds.
+measured in --blocks blocks per server, alternating (ours, dnsmasq, dnsmasq,
+ours, ...), so load from other work on the machine falls on both alike; each
+block starts with one untimed lease (facts cache, flows, ARP warm). The rest
+runs once per server. Blocks differ more than samples within a block do
+(udhcpc's own ~95 ms of process start, scripts and timers moves by +-4 ms from
+block to block, the same for either server), so more blocks give steadier
+ratios than more rounds.
 
 Figures (printed, never asserted; ratios = ours / dnsmasq, with sample counts,
 the load average, and for each targeted ratio its 95% bootstrap interval: a
@@ -229,7 +230,8 @@ class Bench:
     # --- phases -----------------------------------------------------------------------
 
     def alternating(self, blocks: int, rounds: int) -> dict:
-        """Reply times and start-to-bound, in blocks alternating the servers."""
+        """Reply times, start-to-bound and clients together, in blocks
+        alternating the servers; then ours' breakdown."""
         res = {n: {"offer": [], "ack": [], "bound": [], "together": []} for n in ("ours", "dnsmasq")}
         per_block = max(1, rounds // blocks)
         for i in range(blocks):

@@ -3,6 +3,8 @@
 - `controller`: a real quantum-controller process on SQLite (fresh per test).
 - `controller_factory`: start more (other DB URLs, args); all stopped at the end.
 - `postgres`: one private PostgreSQL cluster for the session; `postgres.new_database()`.
+
+At session start every executable the suite runs must exist (tests/support/tools.py).
 """
 from __future__ import annotations
 
@@ -10,6 +12,16 @@ import pytest
 
 from tests.support.controller import ControllerProcess
 from tests.support.postgres import PostgresCluster
+from tests.support.tools import missing_executables
+
+
+def pytest_sessionstart(session):
+    """Stop at once, with one message, when an executable the suite runs is missing
+    (rather than a FileNotFoundError deep in a fixture). tools/test.sh installs them all."""
+    missing = missing_executables()
+    if missing:
+        pytest.exit("the test suite needs these executables, which are missing "
+                    "(bash tools/test.sh installs them):\n  " + "\n  ".join(missing), returncode=4)
 
 
 @pytest.fixture

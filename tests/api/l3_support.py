@@ -9,6 +9,7 @@ import subprocess
 
 from tests.api.test_networks import create_net
 from tests.api.test_subnets_ports import create_port, create_subnet
+from tests.support.tools import venv_bin
 
 __all__ = ["create_net", "create_port", "create_subnet", "ext_network", "private_net",
            "router", "add_interface", "osc", "sdk", "ports_of", "create_sg_or_fail"]
@@ -53,7 +54,7 @@ def ports_of(admin, **filters):
 
 def osc(url: str, *args: str):
     """Run the openstack CLI against the controller; JSON output when -f json."""
-    cmd = ["openstack", "--os-auth-type", "none", "--os-endpoint", url, *args]
+    cmd = [venv_bin("openstack"), "--os-auth-type", "none", "--os-endpoint", url, *args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"{' '.join(args)}: {r.stderr}"
     return json.loads(r.stdout) if "json" in args else r.stdout

@@ -9,6 +9,7 @@ import openstack.exceptions
 import pytest
 
 from tests.api.conftest import MEMBER_ROLES, new_project
+from tests.support.tools import venv_bin
 
 
 def sdk(url, project=None, roles=MEMBER_ROLES):
@@ -56,7 +57,7 @@ def test_openstacksdk_end_to_end(api_controller):
 
 
 def cli(url, *args, project=None):
-    cmd = ["openstack", "--os-auth-type", "none", "--os-endpoint", url, *args, "-f", "json"]
+    cmd = [venv_bin("openstack"), "--os-auth-type", "none", "--os-endpoint", url, *args, "-f", "json"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return r.returncode, (json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else None), r.stderr
 
@@ -83,7 +84,7 @@ def test_openstack_cli(api_controller):
                      "--fixed-ip", "subnet=cli-sub,ip-address=10.70.0.20")
     assert rc != 0 and "already allocated" in err
     for args in (["port", "delete", "cli-port"], ["network", "delete", "cli-net"]):
-        r = subprocess.run(["openstack", "--os-auth-type", "none", "--os-endpoint", url, *args],
+        r = subprocess.run([venv_bin("openstack"), "--os-auth-type", "none", "--os-endpoint", url, *args],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     rc, _, err = cli(url, "network", "show", "cli-net")

@@ -22,6 +22,7 @@ from tests.e2e.test_reconciler import Api, resynced, round_totals
 from tests.lab.external import ExternalWire, whoami_client
 from tests.lab.fixtures import lab_factory  # noqa: F401
 from tests.lab.proc import wait_until
+from tests.support.tools import venv_bin
 
 pytestmark = pytest.mark.lab
 
@@ -31,7 +32,7 @@ WHOAMI_PORT = 7000
 
 def cli(url, *args):
     """The openstack CLI (noauth); -> parsed JSON output (or None)."""
-    argv = ["openstack", "--os-auth-type", "none", "--os-endpoint", url, *map(str, args)]
+    argv = [venv_bin("openstack"), "--os-auth-type", "none", "--os-endpoint", url, *map(str, args)]
     show = args[-1] != "--no-json"
     if not show:
         argv.pop()

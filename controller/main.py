@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 
-from controller import config
+from controller import config, service
+from controller import cli
 from controller.db.session import Database
 from controller.flows import neighbours
 from controller.runtime import Runtime
@@ -19,14 +20,7 @@ from controller.runtime import Runtime
 LOG = logging.getLogger("controller")
 
 
-def setup_logging(cfg) -> None:
-    kwargs = {"level": logging.DEBUG if cfg.get("DEFAULT.debug") else logging.INFO,
-              "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    if cfg.get("DEFAULT.log_file"):
-        kwargs["filename"] = cfg.get("DEFAULT.log_file")
-    logging.basicConfig(**kwargs)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+setup_logging = service.setup_logging
 
 
 def build_runtime(cfg) -> Runtime:
@@ -57,6 +51,13 @@ class ApiServer:
     def stop(self):
         self.server.shutdown()
 
+    def reload_policy(self, path: str) -> None:
+        """New rules for the requests that arrive from now on (one reference swap)."""
+        from controller.api.policy import Enforcer
+        api = self.app.extensions["quantum_api"]
+        api.policy = Enforcer(path)
+        LOG.info("policy rules reloaded%s", f" from {path}" if path else " (defaults)")
+
 
 def start_metadata_proxy(rt: Runtime):
     """The metadata proxy (controller/proxy), when [metadata] listen_host is set."""
@@ -72,7 +73,25 @@ def start_metadata_proxy(rt: Runtime):
         return None
 
 
+def wait_for_stop(wake, signals, rt, api, argv) -> bool:
+    """Handle the signals received; True once one asks to stop. SIGHUP
+    re-reads the configuration files: log level and policy file change live."""
+    wake.wait(1.0)
+    wake.clear()
+    while signals:
+        signum = signals.pop(0)
+        if signum != signal.SIGHUP:
+            LOG.info("received %s, shutting down", signal.Signals(signum).name)
+            return True
+        LOG.info("received SIGHUP, re-reading the configuration")
+        rt.cfg = service.reload(argv, rt.cfg, api.reload_policy)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in cli.COMMANDS:
+        return cli.run(argv)
     try:
         cfg = config.load(argv)
     except config.ConfigError as e:
@@ -89,18 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     metadata_proxy = start_metadata_proxy(rt)
 
     from controller.apps import launcher
-    stop = threading.Event()
+    wake = threading.Event()
+    signals: list[int] = []
 
     def on_signal(signum, _frame):
-        LOG.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
+        signals.append(signum)      # handled in the loop below, not in the handler
+        wake.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     mgr, _threads = launcher.start(rt)
     LOG.info("quantum-controller ready (database %s)", cfg.database_url.split("@")[-1])
-    while not stop.wait(1.0):
+    service.notify("READY=1\nSTATUS=API on %s:%s, OpenFlow on %s:%s" % (
+        cfg.get("DEFAULT.bind_host"), cfg.get("DEFAULT.bind_port"),
+        cfg.get("openflow.listen_host"), cfg.get("openflow.listen_port")))
+    while not wait_for_stop(wake, signals, rt, api, argv):
         pass
+    service.notify("STOPPING=1")
     api.stop()
     if metadata_proxy:
         metadata_proxy.stop()

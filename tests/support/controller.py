@@ -19,12 +19,14 @@ def free_port() -> int:
 
 class ControllerProcess:
     def __init__(self, state_dir: str, db_url: str = "", args: list[str] | None = None,
-                 api_port: int | None = None, ofp_port: int | None = None):
+                 api_port: int | None = None, ofp_port: int | None = None,
+                 env: dict | None = None):
         self.state_dir = state_dir
         self.db_url = db_url
         self.api_port = api_port or free_port()
         self.ofp_port = ofp_port or free_port()
         self.extra_args = list(args or [])
+        self.env = env          # added to this process's environment
         self.log_path = os.path.join(state_dir, "controller.log")
         self.proc: subprocess.Popen | None = None
 
@@ -43,8 +45,9 @@ class ControllerProcess:
     def start(self, timeout: float = 30.0) -> "ControllerProcess":
         os.makedirs(self.state_dir, exist_ok=True)
         log = open(self.log_path, "ab")
+        env = {**os.environ, **self.env} if self.env else None
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -67,6 +67,7 @@ def setup_logging(cfg) -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level_of(cfg))
+    logging.captureWarnings(True)        # library warnings as log records, same format
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

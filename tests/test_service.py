@@ -99,7 +99,7 @@ def test_sighup_rereads_log_level_and_policy_file(controller_factory, tmp_path):
     urllib.request.urlopen(c.url + "/v2.0/networks", timeout=10).close()
     assert "GET /v2.0/networks" not in c.log_text()          # reads are logged at DEBUG only
 
-    conf.write_text("[DEFAULT]\ndebug = true\npolicy_file = \nbind_port = 1\n")
+    conf.write_text("[DEFAULT]\ndebug = true\npolicy_file = \n[dhcp]\nlease_duration = 600\n")
     c.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "policy rules reloaded" in c.log_text(), 30, what="reload logged")
     assert c.proc.poll() is None, c.log_tail()
@@ -107,7 +107,7 @@ def test_sighup_rereads_log_level_and_policy_file(controller_factory, tmp_path):
     urllib.request.urlopen(c.url + "/v2.0/networks", timeout=10).close()
     wait_until(lambda: "GET /v2.0/networks -> 200" in c.log_text(), 10, what="DEBUG access log")
     # What cannot change live is said so, and not applied.
-    assert "DEFAULT.bind_port changed; it takes effect at the next restart" in c.log_text()
+    assert "dhcp.lease_duration changed; it takes effect at the next restart" in c.log_text()
 
     # A policy file that does not parse keeps the rules in force.
     broken = tmp_path / "broken.json"

@@ -18,7 +18,7 @@ import sys
 # directory becomes /usr/bin).
 VENV_BIN = os.path.dirname(sys.executable)
 
-VENV_EXECUTABLES = ("openstack", "quantum-controller")
+VENV_EXECUTABLES = ("openstack", "quantum-controller", "quantum-metadata-proxy")
 
 # Debian package -> the executables of it that the tests and the lab run.
 SYSTEM_EXECUTABLES = {
@@ -33,6 +33,7 @@ SYSTEM_EXECUTABLES = {
     "dnsmasq": ("dnsmasq",),
     "socat": ("socat",),
     "ethtool": ("ethtool",),
+    "systemd": ("systemd-analyze",),
     "curl": ("curl",),
     "chromium": ("chromium",),
     "chromium-driver": ("chromedriver",),

@@ -73,6 +73,21 @@ OPTS: list[Opt] = [
         "Pending connections the OpenFlow listener queues (os-ken's own is 50; the "
         "kernel caps it at net.core.somaxconn): all hypervisors reconnect at once "
         "after a controller restart.", int),
+    # [ha]
+    Opt("ha", "controller_id", "",
+        "This controller's name in the cluster (unique per process); empty: "
+        "<host name>:<OpenFlow listen port>.", flag="ha-controller-id"),
+    Opt("ha", "lease_duration", 0.8,
+        "Seconds a node's mastership lease lasts unless renewed: a dead "
+        "controller's nodes are taken over after at most this plus renew_interval.",
+        float, flag="ha-lease-duration"),
+    Opt("ha", "renew_interval", 0.1,
+        "Seconds between two looks at the leases (failure detection); the "
+        "heartbeat and renewal are written every lease_duration / 3.",
+        float, flag="ha-renew-interval"),
+    Opt("ha", "join_delay", 2.0,
+        "Seconds a controller runs before nodes are handed over to it (its "
+        "switches connect first).", float, flag="ha-join-delay"),
     # [ml2]
     Opt("ml2", "tenant_network_types", "gre",
         "Ordered list of segment types for tenant networks (gre, vxlan, vlan, local).", _list),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer,
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer,
                         String, Text, UniqueConstraint, Index)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -265,6 +265,32 @@ class Generation(Base):
     __tablename__ = "generations"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+
+
+
+class ControllerMember(Base):
+    """A running quantum-controller process of the cluster (controller/ha):
+    it renews `expires_at` while it lives. Times are seconds on the
+    database's clock, so controllers on hosts with skewed clocks agree."""
+    __tablename__ = "controllers"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    api_url: Mapped[str] = mapped_column(String(255), default="")
+    started_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class Mastership(Base):
+    """Which controller programs a node's switches (the OpenFlow MASTER), as a
+    lease: `holder` until `expires_at` (database clock) unless renewed.
+    `generation` is the role request's generation id; every change of
+    holder takes a new, larger one from the `generations` counter
+    (controller/ha/leases.py). Rows are not tied to `nodes`: a node id that
+    comes back must still get a larger generation than its switches saw."""
+    __tablename__ = "masterships"
+    node_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    generation: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 Index("ix_ports_host", Port.host_id)

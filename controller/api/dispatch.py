@@ -244,11 +244,17 @@ class Api:
             if self.policy.has(rule):
                 self.policy.enforce(ctx, rule, target)
             value = item[name]
-            if isinstance(value, list):      # sub-attributes, e.g. fixed_ips:ip_address
+            # Sub-attributes: the keys of a dict (external_gateway_info:enable_snat)
+            # or of a list of dicts (fixed_ips:ip_address), as neutron checks them.
+            if isinstance(value, dict):
+                keys = set(value)
+            elif isinstance(value, list):
                 keys = {k for v in value if isinstance(v, dict) for k in v}
-                for k in sorted(keys):
-                    if self.policy.has(f"{rule}:{k}"):
-                        self.policy.enforce(ctx, f"{rule}:{k}", target)
+            else:
+                keys = set()
+            for k in sorted(keys):
+                if self.policy.has(f"{rule}:{k}"):
+                    self.policy.enforce(ctx, f"{rule}:{k}", target)
 
     def check_quota(self, tx, res: Resource, project_id) -> None:
         if not res.quota or project_id is None:

@@ -25,6 +25,7 @@ from controller.api import errors
 LOG = logging.getLogger(__name__)
 
 _ADMIN_OR_SERVICE = "rule:admin_or_service"
+_ADMIN_OR_NET_OWNER_MEMBER = "rule:admin_only or rule:net_owner_member or rule:service_api"
 
 DEFAULT_RULES: dict[str, str] = {
     # building blocks (neutron-lib policy/rules.py, neutron conf/policies/base.py)
@@ -56,6 +57,7 @@ DEFAULT_RULES: dict[str, str] = {
     "create_network:provider:network_type": "rule:admin_only",
     "create_network:provider:physical_network": "rule:admin_only",
     "create_network:provider:segmentation_id": "rule:admin_only",
+    "create_network:port_security_enabled": "rule:admin_or_project_member",
     "get_network": "rule:admin_or_project_reader or rule:service_api or rule:shared or rule:external",
     "get_network:provider:network_type": "rule:admin_only",
     "get_network:provider:physical_network": "rule:admin_only",
@@ -66,6 +68,7 @@ DEFAULT_RULES: dict[str, str] = {
     "update_network:provider:network_type": "rule:admin_only",
     "update_network:provider:physical_network": "rule:admin_only",
     "update_network:provider:segmentation_id": "rule:admin_only",
+    "update_network:port_security_enabled": "rule:admin_or_project_member",
     "delete_network": "rule:admin_or_project_member",
     # subnets
     "create_subnet": "rule:admin_only or rule:net_owner_member",
@@ -81,6 +84,13 @@ DEFAULT_RULES: dict[str, str] = {
     "create_port:fixed_ips:ip_address": f"{_ADMIN_OR_SERVICE} or rule:net_owner_member",
     "create_port:fixed_ips:subnet_id": f"{_ADMIN_OR_SERVICE} or rule:net_owner_member or rule:shared",
     "create_port:port_security_enabled": f"{_ADMIN_OR_SERVICE} or rule:net_owner_member",
+    "create_port:device_id": "rule:admin_or_project_member or rule:service_api",
+    "create_port:tags": "rule:admin_or_project_member or rule:service_api",
+    # Address pairs widen what a port may send (anti-spoofing): only the
+    # network's owner may set them, never a tenant on someone's shared network.
+    "create_port:allowed_address_pairs": _ADMIN_OR_NET_OWNER_MEMBER,
+    "create_port:allowed_address_pairs:mac_address": _ADMIN_OR_NET_OWNER_MEMBER,
+    "create_port:allowed_address_pairs:ip_address": _ADMIN_OR_NET_OWNER_MEMBER,
     "get_port": f"{_ADMIN_OR_SERVICE} or rule:net_owner_reader or rule:project_reader",
     "get_port:binding:host_id": _ADMIN_OR_SERVICE,
     "get_port:binding:vif_type": _ADMIN_OR_SERVICE,
@@ -91,6 +101,10 @@ DEFAULT_RULES: dict[str, str] = {
     "update_port:fixed_ips:ip_address": f"{_ADMIN_OR_SERVICE} or rule:net_owner_member",
     "update_port:fixed_ips:subnet_id": f"{_ADMIN_OR_SERVICE} or rule:net_owner_member or rule:shared",
     "update_port:port_security_enabled": f"{_ADMIN_OR_SERVICE} or rule:net_owner_member",
+    "update_port:device_id": "rule:admin_or_project_member or rule:service_api",
+    "update_port:allowed_address_pairs": _ADMIN_OR_NET_OWNER_MEMBER,
+    "update_port:allowed_address_pairs:mac_address": _ADMIN_OR_NET_OWNER_MEMBER,
+    "update_port:allowed_address_pairs:ip_address": _ADMIN_OR_NET_OWNER_MEMBER,
     "delete_port": (f"{_ADMIN_OR_SERVICE} or (not rule:compute_device and not rule:baremetal_device "
                     "and not rule:manila_device and (rule:net_owner_member or rule:project_member))"),
     # quotas (the controller lets anyone read their own project's quota)

@@ -104,7 +104,6 @@ class RouterHandler(Handler):
         tx.s.add(router)
         tx.s.flush()
         if body["external_gateway_info"] is not None:
-            _check_gateway_policy(ctx, "create", body["external_gateway_info"])
             _set_gateway(tx, router, body["external_gateway_info"])
         tx.changed("router", router.id, "create")
         return self.get(tx.s, ADMIN, router.id)
@@ -115,10 +114,7 @@ class RouterHandler(Handler):
             if k in body:
                 setattr(router, k, body[k])
         if "external_gateway_info" in body:
-            info = body["external_gateway_info"]
-            if info is not None:
-                _check_gateway_policy(ctx, "update", info)
-            _set_gateway(tx, router, info)
+            _set_gateway(tx, router, body["external_gateway_info"])
         bump(router)
         tx.s.flush()
         tx.changed("router", id_, "update")
@@ -135,15 +131,6 @@ class RouterHandler(Handler):
         s.execute(delete(models.Tag).where(models.Tag.resource_id == id_))
         s.execute(delete(models.Router).where(models.Router.id == id_))
         tx.changed("router", id_, "delete")
-
-
-def _check_gateway_policy(ctx, op: str, info: dict) -> None:
-    """enable_snat and external_fixed_ips are admin-only (sub-attribute rules)."""
-    if ctx.is_admin:
-        return
-    for key in ("enable_snat", "external_fixed_ips"):
-        if key in info:
-            raise errors.PolicyNotAuthorized(action=f"{op}_router:external_gateway_info:{key}")
 
 
 def _router_ports(s, router_id: str, interfaces_only: bool = False) -> list[tuple[str, str]]:
@@ -403,6 +390,13 @@ POLICY = {
     "get_router": "rule:admin_or_project_reader",
     "update_router": "rule:admin_or_project_member",
     "delete_router": "rule:admin_or_project_member",
+    # the gateway's sub-attributes (dispatch checks each key the request names)
+    **{f"{op}_router:external_gateway_info{sub}": rule
+       for op in ("create", "update")
+       for sub, rule in (("", "rule:admin_or_project_member"),
+                         (":network_id", "rule:admin_or_project_member"),
+                         (":enable_snat", "rule:admin_only"),
+                         (":external_fixed_ips", "rule:admin_only"))},
     "add_router_interface": "rule:admin_or_project_member",
     "remove_router_interface": "rule:admin_or_project_member",
 }

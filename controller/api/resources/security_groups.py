@@ -105,6 +105,7 @@ class SecurityGroupHandler(Handler):
             stmt = rule_handler.base_select().where(
                 models.SecurityGroupRule.security_group_id.in_(ids[i:i + 900]))
             for rule in rule_handler.to_dicts(s, s.execute(stmt).all()):
+                del rule["security_group:project_id"]      # a policy key, not an attribute
                 by_id[rule["security_group_id"]]["security_group_rules"].append(rule)
         return out
 
@@ -235,12 +236,18 @@ class RuleHandler(Handler):
     def make_dict(self, r):
         out = {"id": r["id"], "security_group_id": r["security_group_id"],
                **{k: r[k] for k in _RULE_FIELDS}, "belongs_to_default_sg": bool(r["sg_is_default"]),
-               **project_dict(r), **standard_dict(r)}
+               **project_dict(r), **standard_dict(r),
+               # for policy only (not an attribute, never returned)
+               "security_group:project_id": r["sg_project_id"]}
         del out["tags"]
         return out
 
     def policy_target(self, s, ctx, item):
-        return dict(item)
+        t = dict(item)
+        if "security_group:project_id" not in t:
+            # Creating in a group the caller cannot see: 404 SecurityGroupNotFound.
+            t["security_group:project_id"] = visible_group(s, ctx, item["security_group_id"]).project_id
+        return t
 
     def create(self, tx, ctx, body):
         s = tx.s
@@ -485,10 +492,11 @@ POLICY = {
     "get_security_group": "rule:admin_or_project_reader",
     "update_security_group": "rule:admin_or_project_member",
     "delete_security_group": "rule:admin_or_project_member",
-    # Rules: the group's owner (handlers check the group is the caller's).
-    "create_security_group_rule": "rule:admin_only or role:member",
-    "get_security_group_rule": "rule:admin_only or role:reader",
-    "delete_security_group_rule": "rule:admin_only or role:member",
+    # Rules: the group's owner.
+    "sg_owner": "project_id:%(security_group:project_id)s",
+    "create_security_group_rule": "rule:admin_only or (role:member and rule:sg_owner)",
+    "get_security_group_rule": "rule:admin_only or (role:reader and rule:sg_owner)",
+    "delete_security_group_rule": "rule:admin_only or (role:member and rule:sg_owner)",
 }
 
 EXTENSIONS = [

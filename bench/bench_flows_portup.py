@@ -168,7 +168,9 @@ def log_times(path: str):
             if m:
                 bound.setdefault(m.group(3), _utc(f"{m.group(1)}.{m.group(2)}".replace(" ", "T")))
                 continue
-            if "reconciler: round:" in line and "flow_mods=0 " not in line and "full " not in line:
+            # controller.apps.scheduler logs rounds; before it, controller.apps.reconciler (--previous)
+            if re.search(r"(reconciler|scheduler): round:", line) and "flow_mods=0 " not in line \
+                    and "full " not in line:
                 rounds.append({k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)(?=[ )])", line)
                                if k in PHASES})
     return bound, rounds

@@ -25,10 +25,11 @@ def serve(argv: list[str], apps=("controller.apps.reconciler",)) -> int:
 
     from controller import config
     from controller.apps import launcher
-    from controller.main import ApiServer, build_runtime, setup_logging
+    from controller.main import ApiServer, build_runtime, setup_logging, tune_garbage_collection
     cfg = config.load(argv)
     setup_logging(cfg)
     rt = build_runtime(cfg)
+    tune_garbage_collection()
     ApiServer(rt).start()
     launcher.start(rt, apps=list(apps))
     rec = rt.apps["Reconciler"]

@@ -6,6 +6,7 @@ programming every Open vSwitch that connects.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -21,6 +22,18 @@ LOG = logging.getLogger("controller")
 
 
 setup_logging = service.setup_logging
+
+
+def tune_garbage_collection() -> None:
+    """Python's full (generation 2) garbage collections paused the whole
+    process for 60-400 ms at a few hundred ports (the World, memoized flows,
+    SQLAlchemy), at random points of the port-up path. The automatic ones are
+    turned off for the process; the reconciler's scheduler runs one when idle
+    and at the latest every few minutes (controller/apps/scheduler.py
+    FULL_GC_IDLE_S, FULL_GC_MAX_S), so cyclic garbage stays bounded.
+    Generations 0 and 1 are left as they are."""
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, 1_000_000)
 
 
 def build_runtime(cfg) -> Runtime:
@@ -103,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:   # unreachable DB, unwritable state dir, ...
         LOG.error("cannot open the database: %s", e)
         return 1
+    tune_garbage_collection()
     api = ApiServer(rt)
     api.start()
     metadata_proxy = start_metadata_proxy(rt)

@@ -33,6 +33,7 @@ from os_ken.base import app_manager
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from sqlalchemy import bindparam, create_engine, event, text
 
+from controller.apps import switch_session
 from controller.apps.guard import guarded
 from controller.dhcp import options as opt
 from controller.dhcp import server
@@ -137,7 +138,7 @@ class DhcpResponder(app_manager.OSKenApp):
         return b.take(now)
 
     def _send(self, dp, in_port: int, frame: bytes) -> None:
-        dp.send(ofwire.packet_out_bytes(in_port, frame))
+        switch_session.send(dp, ofwire.packet_out_bytes(in_port, frame))   # the write gate
 
     def _record(self, req, facts: PortFacts, network_id, decision: server.Decision) -> None:
         if decision.reply in ("ack", "nak") or decision.reason in ("release", "decline"):

@@ -32,6 +32,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 from sqlalchemy import select
 
+from controller.apps import switch_session
 from controller.apps.guard import guarded
 from controller.db import models as m
 from controller.events import Change
@@ -125,8 +126,9 @@ class L3Arp(app_manager.OSKenApp):
         if data is None:
             return
         dp = msg.datapath
-        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-                                        actions=[parser.OFPActionOutput(in_port)], data=data))
+        out = parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                  actions=[parser.OFPActionOutput(in_port)], data=data)
+        switch_session.send_msg(dp, out)
         self.time_exceeded_sent += 1
 
     def _port_mac(self, network_id: str, ip: str) -> str | None:
@@ -187,8 +189,9 @@ class L3Arp(app_manager.OSKenApp):
         actions = [parser.OFPActionPushVlan(ether.ETH_TYPE_8021Q),
                    parser.OFPActionSetField(vlan_vid=tagged(vlan)),
                    parser.OFPActionOutput(up.ofport)]
-        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-                                        actions=actions, data=pkt.data))
+        out = parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                  actions=actions, data=pkt.data)
+        switch_session.send_msg(dp, out)
         self.requests_sent += 1
 
 

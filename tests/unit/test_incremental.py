@@ -5,10 +5,12 @@ equal to a full diff's result; refresh_ports equals a whole reload."""
 import dataclasses
 import uuid
 
-from controller.apps.reconciler import SwitchState, _Job
+from controller.apps.scheduler import push_for
+from controller.apps.switch_session import SwitchState
 from controller.flows import tables as t
 from controller.flows.compiler import COMPILERS, NodeCompiler, compile_node
 from controller.flows.flow import Flow, match
+from controller.flows.plan import apply_plan
 from controller.flows.world import World
 from tests.unit.fakeoftable import make_world
 from tests.unit.test_flows_l2 import net, node, port
@@ -73,14 +75,11 @@ def test_incremental_compile_and_diff_equal_the_full_ones():
         for bridge in model:
             sw = switch(bridge, model[bridge])
             sw.synced = (nc, before)
-            job = _Job(sw, nc, True, changed)
-            job.plan()
-            job.apply_to_model()
+            plan = push_for(sw, nc, True, changed).make_plan()
+            sw.installed, sw.meters = apply_plan(plan, sw.installed, sw.meters)
             assert sw.installed == by_bridge(full.flows, bridge), bridge
             # nothing left for a full diff to do
-            check = _Job(switch(bridge, sw.installed), nc, True, None)
-            check.plan()
-            assert check.nothing_to_do
+            assert push_for(switch(bridge, sw.installed), nc, True, None).make_plan().nothing_to_do
             model[bridge] = sw.installed
     assert nc.full_rebuilds == 1       # only the first round compared everything
 
@@ -167,7 +166,7 @@ def test_a_failing_compiler_makes_the_result_incomplete():
     world = world_of(base_ports())
     compiled, changed = nc.update(world, H1)
     assert not compiled.complete and changed is None
-    job = _Job(switch("br-int", {}), nc, compiled.complete, changed)
+    job = push_for(switch("br-int", {}), nc, compiled.complete, changed)
     assert job.synced_to is None       # the next round diffs everything again
 
 
@@ -250,9 +249,7 @@ def test_port_status_follows_the_confirmed_nodes(db):
     """The reconciler's status write: ACTIVE for bound admin-up ports of a
     confirmed node, DOWN for unbound VM ports, candidates of an unconfirmed
     node kept for later; its change-log rows are remembered as its own."""
-    from types import SimpleNamespace
-
-    from controller.apps.reconciler import Reconciler
+    from controller.apps.port_status import PortStatusWriter
     from controller.db import models as m
     from controller.events import ChangeBus
     from controller.flows.snapshot import load_world, read_session
@@ -275,17 +272,17 @@ def test_port_status_follows_the_confirmed_nodes(db):
     published = []
     bus = ChangeBus()
     bus.subscribe(published.extend)
-    fake = SimpleNamespace(rt=SimpleNamespace(db=db, bus=bus), _own_revisions=set(), _status_pending=set())
-    Reconciler._update_port_status(fake, world, set(), {ids[0], ids[2]})
-    assert fake._status_pending == {ids[0]}           # its node is not confirmed yet
-    Reconciler._update_port_status(fake, world, {node_id}, {ids[0]} | fake._status_pending)
+    writer = PortStatusWriter(db, bus)
+    writer.update(world, set(), {ids[0], ids[2]})
+    assert writer.pending == {ids[0]}           # its node is not confirmed yet
+    writer.update(world, {node_id}, {ids[0]} | writer.pending)
     with db.read() as s:
         status = {p.id: (p.status, p.revision_number) for p in s.query(m.Port)}
         logged = {r.revision: r.resource_id for r in s.query(m.ChangeLog)}
     assert status[ids[0]][0] == "ACTIVE" and status[ids[1]][0] == "DOWN" and status[ids[2]][0] == "DOWN"
-    assert {logged[r] for r in fake._own_revisions} == {ids[0], ids[2]}
+    assert {logged[r] for r in writer.own_revisions} == {ids[0], ids[2]}
     assert sorted(c.id for c in published) == sorted([ids[0], ids[2]])
-    Reconciler._update_port_status(fake, world, {node_id}, None)    # everything: ids[1] too
+    writer.update(world, {node_id}, None)    # everything: ids[1] too
     with db.read() as s:
         assert s.get(m.Port, ids[1]).status == "ACTIVE"
         assert s.get(m.Port, ids[0]).revision_number == status[ids[0]][1]   # unchanged: not written

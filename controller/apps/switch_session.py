@@ -5,7 +5,7 @@
                     dumps), sending a SwitchPlan (flow_mods, in an ONF bundle
                     when large), barriers, errors; read-only queries for the
                     console and /metrics
-    MASTERSHIP      the write gate: every flow_mod, meter_mod, bundle message
+    WRITE_GATE      the write gate: every flow_mod, meter_mod, bundle message
                     and packet-out of the process goes through send()/send_msg()
 
 A bundle is: open, adds, barrier, check errors, commit, barrier (Open vSwitch
@@ -48,24 +48,32 @@ QUERY_XID_BASE = 0xF0000000   # their xids: never mistaken for the worker's flow
 _BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
 
 
-class Mastership:
+class WriteGate:
     """May this controller change a switch? The one gate every write passes.
 
-    Today one controller owns every switch, so every switch is writable. The
-    HA work keeps this class as its place: it sends OpenFlow role requests
-    (with generation ids) through SwitchSession.query-style requests, calls
-    `allow(dpid)` once the switch confirmed us as master and `deny(dpid)` the
-    moment mastership is lost (a role-status message, an IS_SLAVE error, a
-    newer generation id). From then on send()/send_msg() drop every flow_mod,
-    meter_mod, bundle message and packet-out to that switch, whichever thread
-    sends it; reads (stats, barriers, role requests) are never gated."""
+    send()/send_msg() below check it for every flow_mod, meter_mod, bundle
+    message and packet-out of the process (the session's pushes, DHCP
+    replies, L3 ARP requests and ICMP answers), whichever thread sends; reads
+    (stats, barriers, role requests) are never gated. Today one controller
+    owns every switch, so every switch is writable.
+
+    For HA (docs/HA.md): `policy` is a predicate dpid -> bool the HA app sets
+    (e.g. "the node of this switch has a lease generation now", from
+    controller/ha/mastership.py), and `deny(dpid)` stops every write to a
+    switch at once, e.g. on an IS_SLAVE error or a role-status message,
+    until `allow(dpid)`. A push to a gated switch is not confirmed and
+    leaves what the session believes the switch holds untouched."""
 
     def __init__(self):
+        self.policy: Callable[[int], bool] | None = None
         self._denied: set[int] = set()
         self.dropped = 0                   # writes refused by the gate
 
     def may_write(self, dpid: int | None) -> bool:
-        return dpid not in self._denied
+        if dpid in self._denied:
+            return False
+        policy = self.policy
+        return policy is None or policy(dpid)
 
     def allow(self, dpid: int) -> None:
         self._denied.discard(dpid)
@@ -74,14 +82,14 @@ class Mastership:
         self._denied.add(dpid)
 
 
-MASTERSHIP = Mastership()
+WRITE_GATE = WriteGate()
 
 
 def send(dp, data: bytes) -> bool:
     """Write already-encoded OpenFlow messages (flow_mods, packet-outs) to
     `dp`, unless the write gate refuses it. -> whether it was sent."""
-    if not MASTERSHIP.may_write(dp.id):
-        MASTERSHIP.dropped += 1
+    if not WRITE_GATE.may_write(dp.id):
+        WRITE_GATE.dropped += 1
         return False
     dp.send(data)
     return True
@@ -89,8 +97,8 @@ def send(dp, data: bytes) -> bool:
 
 def send_msg(dp, msg) -> bool:
     """send() for an os-ken message object (meter_mod, packet-out, bundle control)."""
-    if not MASTERSHIP.may_write(dp.id):
-        MASTERSHIP.dropped += 1
+    if not WRITE_GATE.may_write(dp.id):
+        WRITE_GATE.dropped += 1
         return False
     dp.send_msg(msg)
     return True
@@ -322,7 +330,7 @@ class SwitchSession:
         ok = {}
         for job in jobs:
             sw = job.sw
-            if not MASTERSHIP.may_write(sw.dpid):
+            if not WRITE_GATE.may_write(sw.dpid):
                 ok[sw.dpid] = False
                 continue
             job.plan = job.make_plan()

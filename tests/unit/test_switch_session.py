@@ -1,5 +1,5 @@
 """The switch session's write gate (controller/apps/switch_session.py
-Mastership): a switch this controller may not write to gets no flow_mod,
+WriteGate, mastership's place): a switch this controller may not write to gets no flow_mod,
 meter_mod, bundle message or packet-out from any path, while reads go on."""
 from types import SimpleNamespace
 
@@ -9,7 +9,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.apps import switch_session
 from controller.apps.scheduler import push_for
-from controller.apps.switch_session import MASTERSHIP, SwitchSession
+from controller.apps.switch_session import WRITE_GATE, SwitchSession
 from controller.flows.compiler import NodeCompiler
 from controller.flows.flow import Flow, Meter, match
 
@@ -54,7 +54,8 @@ class Compiled:
 def session():
     s = SwitchSession()
     yield s
-    MASTERSHIP.allow(0xAB)
+    WRITE_GATE.allow(0xAB)
+    WRITE_GATE.policy = None
 
 
 def connect(session):
@@ -76,7 +77,7 @@ def test_a_master_switch_gets_the_plan(session):
 
 def test_no_write_reaches_a_switch_once_mastership_is_lost(session):
     dp, sw = connect(session)
-    MASTERSHIP.deny(dp.id)
+    WRITE_GATE.deny(dp.id)
     want = Compiled(flows(40), [Meter("br-int", 1, 10, 5)])     # 40: a bundle
     assert session.push([push_for(sw, want, True)]) == {0xAB: False}
     assert dp.raw == [] and dp.msgs == [] and sw.installed == {}
@@ -87,7 +88,7 @@ def test_no_write_reaches_a_switch_once_mastership_is_lost(session):
     # reads are not writes: a query still goes out
     session.query(lambda d: parser.OFPTableStatsRequest(d, 0), timeout=0.01)
     assert isinstance(dp.msgs[-1], parser.OFPTableStatsRequest)
-    MASTERSHIP.allow(dp.id)
+    WRITE_GATE.allow(dp.id)
     assert session.push([push_for(sw, want, True)]) == {0xAB: True}
     assert len(sw.installed) == 40
 
@@ -100,3 +101,13 @@ def test_a_node_compiler_plans_through_push_for(session):
     job = push_for(sw, nc, True)
     assert job.synced_to == (nc, nc.generation)
     assert len(job.make_plan().adds) == 2
+
+
+def test_a_policy_closes_the_gate_for_the_switches_it_names(session):
+    """What HA plugs in: a predicate over dpids (e.g. 'our lease holds')."""
+    dp, sw = connect(session)
+    WRITE_GATE.policy = lambda dpid: dpid != 0xAB
+    assert session.push([push_for(sw, Compiled(flows(2)), True)]) == {0xAB: False}
+    assert not switch_session.send(dp, b"packet-out") and dp.raw == []
+    WRITE_GATE.policy = lambda dpid: True
+    assert session.push([push_for(sw, Compiled(flows(2)), True)]) == {0xAB: True}

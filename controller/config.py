@@ -57,6 +57,8 @@ OPTS: list[Opt] = [
     Opt("DEFAULT", "max_body_size", 1048576, "Largest accepted request body in bytes (413 above).", int),
     Opt("DEFAULT", "max_dns_nameservers", 5, "Most DNS servers per subnet.", int),
     Opt("DEFAULT", "max_subnet_host_routes", 20, "Most host routes per subnet.", int),
+    Opt("DEFAULT", "max_fixed_ips_per_port", 5,
+        "Most fixed IPs a port may ask for (ports of network:* owners are exempt).", int),
     Opt("DEFAULT", "pagination_max_limit", -1, "Largest page size (-1: unlimited).", int),
     Opt("DEFAULT", "policy_file", "", "JSON policy file overriding the default rules."),
     Opt("DEFAULT", "debug", False, "Log at DEBUG level.", _bool),

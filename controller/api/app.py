@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request
 
 from controller.api import errors
 from controller.api.dispatch import Api, dumps
+from controller.api.logsafe import exception_text, printable
 
 LOG = logging.getLogger(__name__)
 API_PREFIX = "/v2.0/"
@@ -39,8 +40,9 @@ def create_app(runtime) -> Flask:
         except errors.NeutronError as e:
             headers = {"Connection": "close"} if e.status == 413 else {}
             return _http(e.status, e.body(), headers)
-        except Exception:
-            LOG.exception("unexpected error on %s %s", req.method, req.path)
+        except Exception as exc:
+            LOG.error("unexpected error on %s %s\n%s", printable(req.method), printable(req.path),
+                      exception_text(exc))
             e = errors.InternalError()
             return _http(500, e.body())
 
@@ -70,9 +72,10 @@ def create_app(runtime) -> Flask:
         # The access log: writes and failures at INFO, successful reads at DEBUG.
         level = logging.DEBUG if req.method == "GET" and resp.status_code < 400 else logging.INFO
         if LOG.isEnabledFor(level):
-            LOG.log(level, "%s %s -> %d in %.1f ms (project %s)", req.method, req.full_path.rstrip("?"),
-                    resp.status_code, seconds * 1000, environ.get("HTTP_X_PROJECT_ID")
-                    or environ.get("HTTP_X_TENANT_ID") or "-")
+            # Everything from the request is escaped: no forged lines, no raw NULs.
+            LOG.log(level, "%s %s -> %d in %.1f ms (project %s)", printable(req.method),
+                    printable(req.full_path.rstrip("?")), resp.status_code, seconds * 1000,
+                    printable(environ.get("HTTP_X_PROJECT_ID") or environ.get("HTTP_X_TENANT_ID") or "-"))
         return resp(environ, start_response)
 
     app.wsgi_app = wsgi

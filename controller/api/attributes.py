@@ -40,6 +40,11 @@ class _NotSpecified:
 ATTR_NOT_SPECIFIED = _NotSpecified()
 
 NAME_MAX_LEN = 255
+_WHITESPACE = re.compile(r"\s")
+
+# PostgreSQL's INTEGER: a number outside this range in a body or a filter could
+# never be stored or match, and the database driver would fail on it (a 500).
+DB_INT_MIN, DB_INT_MAX = -2 ** 31, 2 ** 31 - 1
 DESCRIPTION_MAX_LEN = 255
 
 
@@ -102,9 +107,16 @@ def convert_to_lowercase(v):
     raise ConvertError(f"'{v}' cannot be converted to lowercase string")
 
 
+def _written_as_mac(v) -> bool:
+    # netaddr.EUI reads "1" as the integer 1 (00:00:00:00:00:01); a MAC must be
+    # written as one (colons, dashes, dots or 12 hex digits), without whitespace.
+    return isinstance(v, str) and not _WHITESPACE.search(v) and netaddr.valid_mac(v)
+
+
 def convert_mac(v):
-    """Canonical lower-case xx:xx:xx:xx:xx:xx; validation happens afterwards."""
-    if isinstance(v, str):
+    """Canonical lower-case xx:xx:xx:xx:xx:xx for a MAC written as one; anything
+    else is left as it is for the validator to refuse."""
+    if _written_as_mac(v):
         try:
             return str(netaddr.EUI(v, dialect=netaddr.mac_unix_expanded)).lower()
         except (netaddr.AddrFormatError, TypeError, ValueError, IndexError):
@@ -113,13 +125,14 @@ def convert_mac(v):
 
 
 def convert_cidr(v):
-    """Canonical cidr text (host bits kept: the subnet handler zeroes them)."""
+    """Canonical cidr text (host bits kept: the subnet handler zeroes them, as
+    Neutron's create_subnet does). Whitespace anywhere is refused."""
     if v is None or v is ATTR_NOT_SPECIFIED:
         return v
-    if not isinstance(v, str) or not v.strip():
+    if not isinstance(v, str) or not v or _WHITESPACE.search(v):
         raise ConvertError(f"{v} is not in a CIDR format")
     try:
-        net = netaddr.IPNetwork(v.strip())
+        net = netaddr.IPNetwork(v)
     except (netaddr.AddrFormatError, ValueError, TypeError):
         raise ConvertError(f"{v} is not in a CIDR format") from None
     return str(net)   # an address without /len becomes /32 or /128
@@ -219,14 +232,29 @@ def validate_uuid_list(v):
     return None
 
 
+def out_of_range_int(v):
+    """The first integer in v (nested lists and dicts too) the database cannot
+    hold, else None."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v if not DB_INT_MIN <= v <= DB_INT_MAX else None
+    if isinstance(v, dict):
+        v = list(v.values())
+    if isinstance(v, list):
+        for item in v:
+            bad = out_of_range_int(item)
+            if bad is not None:
+                return bad
+    return None
+
+
 def validate_mac(v):
-    if not isinstance(v, str):
+    if not _written_as_mac(v):
         return f"'{v}' is not a valid MAC address"
     try:
         mac = netaddr.EUI(v, dialect=netaddr.mac_unix_expanded)
     except (netaddr.AddrFormatError, TypeError, ValueError, IndexError):
         return f"'{v}' is not a valid MAC address"
-    if int(mac) in (0, 0xFFFFFFFFFFFF) or v.count(":") != 5 and v.count("-") != 5:
+    if int(mac) in (0, 0xFFFFFFFFFFFF):
         return f"'{v}' is not a valid MAC address"
     return None
 

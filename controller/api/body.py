@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from controller.api import errors
-from controller.api.attributes import ATTR_NOT_SPECIFIED, REQUIRED, ConvertError
+from controller.api.attributes import ATTR_NOT_SPECIFIED, REQUIRED, ConvertError, out_of_range_int
 
 
 def parse_json(raw: bytes):
@@ -104,6 +104,9 @@ def prepare(resource, ctx, item: dict, is_create: bool, policy=None) -> dict:
             reason = a.validate(value)
             if reason:
                 raise errors.HTTPBadRequest(f"Invalid input for {name}. Reason: {reason}.")
+        huge = out_of_range_int(value)
+        if huge is not None:
+            raise errors.HTTPBadRequest(f"Invalid input for {name}. Reason: '{huge}' is out of range.")
     return item
 
 

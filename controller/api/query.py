@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy import and_, exists, or_, select
 
 from controller.api import errors
-from controller.api.attributes import ConvertError, _bad_text
+from controller.api.attributes import DB_INT_MAX, ConvertError, _bad_text, out_of_range_int
 from controller.db import models
 
 NOT_FILTERS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
@@ -60,6 +60,9 @@ def parse(resource, args, max_limit: int = -1) -> ListQuery:
             q.filters[key] = [conv(v) if conv else v for v in values]
         except ConvertError as e:
             raise errors.InvalidInput(error_message=str(e)) from None
+        huge = out_of_range_int(q.filters[key])
+        if huge is not None:
+            raise errors.InvalidInput(error_message=f"'{huge}' is out of range for filter {key}")
     if bad:
         raise errors.HTTPBadRequest(f"{bad} is invalid attribute for filtering")
 
@@ -85,6 +88,9 @@ def parse(resource, args, max_limit: int = -1) -> ListQuery:
                 f"Limit must be an integer 0 or greater and not '{raw_limit}'")) from None
     if max_limit and max_limit > 0 and (q.limit == 0 or q.limit > max_limit):
         q.limit = max_limit
+    # No page can be longer than the database's largest integer (the driver
+    # would fail on a larger LIMIT): clamped, as pagination_max_limit clamps.
+    q.limit = min(q.limit, DB_INT_MAX)
     q.marker = args.get("marker") or None
     q.page_reverse = str(args.get("page_reverse", "")).lower() == "true"
     return q

@@ -11,16 +11,23 @@ close. Chunked requests and `Expect: 100-continue` take werkzeug's path.
 """
 from __future__ import annotations
 
+import json
 import logging
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
+
+from controller.api.logsafe import exception_text, printable
 
 LOG = logging.getLogger(__name__)
 
 IDLE_TIMEOUT_S = 120          # an idle kept-alive connection gives its thread back after this
 SKIP_UNREAD_MAX = 64 * 1024   # an unread request body up to this is skipped; more: close
 _DROPPED = (ConnectionError, TimeoutError)
+# Errors of the HTTP layer itself, named as webob names them in Neutron.
+_HTTP_ERROR_TYPES = {400: "HTTPBadRequest", 408: "HTTPRequestTimeout", 414: "HTTPRequestURITooLong",
+                     431: "HTTPRequestHeaderFieldsTooLarge", 501: "HTTPNotImplemented",
+                     505: "HTTPVersionNotSupported"}
 
 
 class KeepAliveHandler(WSGIRequestHandler):
@@ -55,8 +62,9 @@ class KeepAliveHandler(WSGIRequestHandler):
         except _DROPPED:
             self.close_connection = True
             return
-        except Exception:
-            LOG.exception("error on %s %s", self.command, self.path)
+        except Exception as exc:
+            LOG.error("error on %s %s\n%s", printable(self.command), printable(self.path),
+                      exception_text(exc))
             started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
             chunks = [b"Internal Server Error"]
             self.close_connection = True
@@ -99,13 +107,32 @@ class KeepAliveHandler(WSGIRequestHandler):
         except _DROPPED:
             self.close_connection = True
 
+    def send_error(self, code, message=None, explain=None) -> None:
+        """What the HTTP layer refuses before the application sees the request
+        (a request line over 64 KiB: 414, a header line too long or too many
+        headers: 431, a malformed request line: 400) as a NeutronError in
+        JSON, like every other error of the API, instead of an HTML page."""
+        short = self.responses.get(code, ("Error",))[0]
+        message = message or short
+        self.log_error("code %d, message %s", code, message)
+        body = json.dumps({"NeutronError": {"type": _HTTP_ERROR_TYPES.get(code, "HTTPError"),
+                                            "message": message, "detail": ""}}).encode()
+        self.close_connection = True
+        self.send_response(code, short)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
     def log_request(self, code="-", size="-") -> None:
         pass      # werkzeug's access log: off in the controller (its logger is at WARNING)
 
     def log_error(self, format, *args) -> None:
         if format.startswith("Request timed out"):
             return    # an idle kept-alive connection closed after IDLE_TIMEOUT_S: nothing failed
-        super().log_error(format, *args)
+        super().log_error(format, *[printable(a) if isinstance(a, str) else a for a in args])
 
 
 def make_api_server(host: str, port: int, app):

@@ -175,6 +175,7 @@ class PortHandler(Handler):
         selected again. Modules that add port attributes fill them in their
         "create" hook (security_groups.py does), as the "dict" hooks do not run here."""
         s = tx.s
+        _check_fixed_ips_count(tx.cfg, body["fixed_ips"], body["device_owner"])
         conn = s.connection()
         net = _network_facts(s, body["network_id"])
         net_id = net.id
@@ -231,6 +232,7 @@ class PortHandler(Handler):
                 raise errors.MacAddressInUse(net_id=port.network_id, mac=body["mac_address"])
             port.mac_address = body["mac_address"]
         if "fixed_ips" in body:
+            _check_fixed_ips_count(tx.cfg, body["fixed_ips"], body.get("device_owner", port.device_owner))
             _replace_fixed_ips(s, port, body["fixed_ips"])
         for k in _SIMPLE:
             if k in body:
@@ -407,6 +409,15 @@ def _auto(s, network_id, mac, subnets) -> list[tuple[str, str]]:
                 raise errors.IpAddressAlreadyAllocated(ip=ip, subnet_id=sn["id"])
             out.append((sn["id"], ip))
     return out
+
+
+def _check_fixed_ips_count(cfg, requested, device_owner: str) -> None:
+    """DEFAULT.max_fixed_ips_per_port for the ports of tenants (network:* ports,
+    e.g. a router's, are trusted), before any address is looked at."""
+    if requested is ATTR_NOT_SPECIFIED or device_owner.startswith("network:"):
+        return
+    if len(requested) > cfg.get("DEFAULT.max_fixed_ips_per_port"):
+        raise errors.InvalidInput(error_message="Exceeded maximum amount of fixed ips per port")
 
 
 def _replace_fixed_ips(s, port, requested) -> None:

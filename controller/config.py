@@ -75,6 +75,10 @@ OPTS: list[Opt] = [
         "Pending connections the OpenFlow listener queues (os-ken's own is 50; the "
         "kernel caps it at net.core.somaxconn): all hypervisors reconnect at once "
         "after a controller restart.", int),
+    Opt("openflow", "handshake_timeout", 10,
+        "Seconds a connecting switch has to send its first bytes and, with [ssl], to "
+        "complete its TLS handshake; a failure is logged, shown and counted.", int,
+        flag="ofp-handshake-timeout"),
     # [ha]
     Opt("ha", "controller_id", "",
         "This controller's name in the cluster (unique per process); empty: "
@@ -90,6 +94,16 @@ OPTS: list[Opt] = [
     Opt("ha", "join_delay", 2.0,
         "Seconds a controller runs before nodes are handed over to it (its "
         "switches connect first).", float, flag="ha-join-delay"),
+    # [ssl]
+    Opt("ssl", "private_key", "",
+        "PEM private key of the controller. With certificate and ca_cert set, the OpenFlow "
+        "listener accepts only TLS from switches whose certificate ca_cert signed (no plain "
+        "TCP), and nodes' ssl: OVSDB addresses are dialled with this key.",
+        flag="ssl-private-key"),
+    Opt("ssl", "certificate", "", "PEM certificate of the controller (signed by ca_cert's CA).",
+        flag="ssl-certificate"),
+    Opt("ssl", "ca_cert", "", "PEM certificate of the deployment's CA: the only issuer "
+        "accepted for switches and nodes.", flag="ssl-ca-cert"),
     # [ml2]
     Opt("ml2", "tenant_network_types", "gre",
         "Ordered list of segment types for tenant networks (gre, vxlan, vlan, local).", _list),

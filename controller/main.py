@@ -101,12 +101,21 @@ def wait_for_stop(wake, signals, rt, api, argv) -> bool:
     return False
 
 
+def check_tls(cfg) -> None:
+    """[ssl] files complete and usable, before anything listens (raises ConfigError)."""
+    from controller import tls
+    files = tls.files_from(cfg)
+    if files:
+        tls.server_context(files)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in cli.COMMANDS:
         return cli.run(argv)
     try:
         cfg = config.load(argv)
+        check_tls(cfg)
     except config.ConfigError as e:
         print(f"quantum-controller: {e}", file=sys.stderr)
         return 2

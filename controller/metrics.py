@@ -147,6 +147,7 @@ def instrument(app) -> ApiMetrics:
 # --- what the controller knows ------------------------------------------------------------
 
 def collect(rt, api_metrics: ApiMetrics | None = None, query_switches: bool = True) -> list[Family]:
+    from controller import channels
     from controller.apps import guard
     fams: list[Family] = []
     rec = find_app(rt, "reconciler")
@@ -158,6 +159,7 @@ def collect(rt, api_metrics: ApiMetrics | None = None, query_switches: bool = Tr
     dhcp = find_app(rt, "dhcp")
     if dhcp is not None:
         fams += dhcp_families(dhcp)
+    fams += channel_families(channels.FAILURES)
     errs = Family("quantum_handler_errors_total", "counter",
                   "Exceptions caught in OpenFlow handlers (the controller carried on).")
     for name, n in sorted(dict(guard.handler_errors).items()):
@@ -168,6 +170,22 @@ def collect(rt, api_metrics: ApiMetrics | None = None, query_switches: bool = Tr
     fams.append(Family("quantum_uptime_seconds", "gauge", "Seconds since the controller started.")
                 .add(time.time() - rt.started_at))
     return fams
+
+
+def channel_families(log) -> list[Family]:
+    """Failed OVSDB connections and switch handshakes (controller/channels.py)."""
+    total = Family("quantum_channel_failures_total", "counter",
+                   "Failed channel attempts: OVSDB connections to nodes and switch (TLS or "
+                   "OpenFlow) handshakes, by channel and reason.")
+    for (kind, reason), n in sorted(log.totals_snapshot().items()):
+        total.add(n, channel=kind, reason=reason)
+    down = Family("quantum_ovsdb_channel_down", "gauge",
+                  "1 for each node whose OVSDB the controller cannot reach now (its ports "
+                  "cannot be bound), with the last reason.")
+    for e in log.entries("ovsdb"):
+        if e.failing:
+            down.add(1, node=e.node, reason=e.reason)
+    return [total, down]
 
 
 def find_app(rt, word: str):

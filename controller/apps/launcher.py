@@ -10,7 +10,8 @@ from os_ken import cfg as osken_cfg
 from os_ken.base.app_manager import AppManager
 from os_ken.lib import hub
 
-from controller.apps import guard
+from controller import tls
+from controller.apps import guard, switch_channel
 
 LOG = logging.getLogger(__name__)
 
@@ -36,14 +37,20 @@ def start(runtime, apps=None):
     # probes every switch from one thread (always loaded, below).
     conf.set_override("maximum_unreplied_echo_requests", 0)
     set_listen_backlog(runtime.cfg.get("openflow.listen_backlog"))
+    tls_files = tls.files_from(runtime.cfg)
+    tls.configure_ovsdb_client(tls_files)
+    switch_channel.install(tls.server_context(tls_files) if tls_files else None,
+                           runtime.cfg.get("openflow.handshake_timeout"), runtime.db)
     mgr = AppManager.get_instance()
     mgr.load_apps(list(apps or APPS) + ALWAYS)
     contexts = mgr.create_contexts()
     threads = mgr.instantiate_apps(**contexts)
     for name, app in mgr.applications.items():
         runtime.apps[name] = app
-    LOG.info("OpenFlow listening on %s:%s", runtime.cfg.get("openflow.listen_host"),
-             runtime.cfg.get("openflow.listen_port"))
+    LOG.info("OpenFlow listening on %s:%s (%s)", runtime.cfg.get("openflow.listen_host"),
+             runtime.cfg.get("openflow.listen_port"),
+             f"TLS only, switches' certificates signed by {tls_files.ca_cert}" if tls_files
+             else "plain TCP: anything that reaches it can connect as a switch")
     return mgr, threads
 
 

@@ -20,9 +20,11 @@ import time
 
 import ovs.db.idl
 import ovs.poller
+import ovs.reconnect
 from os_ken.base import app_manager
 from sqlalchemy import select
 
+from controller import channels, tls
 from controller.apps import port_binding
 from controller.apps.port_binding import NodeInfo, Vif
 from controller.db import models
@@ -89,8 +91,11 @@ class NodeConnection:
         helper.register_columns("Interface", ["name", "external_ids", "ofport"])
         self.idl = _Idl(remote, helper)
         reconnect = getattr(getattr(self.idl, "_session", None), "reconnect", None)
+        self.channel_failures: list[tuple[str, int]] = []   # (FSM state, errno) since last look
+        self.channel_ok = False
         if reconnect is not None:
             reconnect.set_backoff(1000, MAX_BACKOFF_MS)
+            _record_failures(reconnect, self.channel_failures)
         self.seen_seqno = None
         self.last: dict[str, Vif] | None = None       # None: compare with the DB next time
         self.pending: dict[str, str] = {}            # iface -> port id / prefix we wait for
@@ -143,6 +148,36 @@ class NodeConnection:
 
     def close(self):
         self.idl.close()
+
+
+def _record_failures(reconnect, into: list) -> None:
+    """Note every failed attempt or dropped connection of an ovs.reconnect FSM
+    as (state, errno): the library only logs them through its own vlog, which
+    says nothing in our log. CONNECTING with errno 0 is its connect timeout."""
+    disconnected = reconnect.disconnected
+
+    def noting(now, error):
+        state = getattr(reconnect.state, "name", "")
+        if state not in ("BACKOFF", "VOID"):
+            into.append((state, error))
+        return disconnected(now, error)
+    reconnect.disconnected = noting
+
+
+def channel_failure(state: str, error: int, tls_words: str | None) -> tuple[str, str]:
+    """(reason, detail) of one failure noted by _record_failures."""
+    if tls_words:
+        return channels.TLS, tls_words
+    if state == "CONNECTING":
+        if error == 0:
+            return channels.TIMEOUT, "timed out connecting (no answer from that address)"
+        return channels.errno_reason(error)
+    if error == ovs.reconnect.EOF:
+        return channels.DROPPED, "connection closed by the node"
+    if error == 0:
+        return channels.TIMEOUT, "no answer to the inactivity probe: connection dropped"
+    reason, detail = channels.errno_reason(error)
+    return (channels.DROPPED if reason == channels.ERROR else reason), f"connection dropped: {detail}"
 
 
 def _interfaces(port_row) -> tuple:
@@ -275,6 +310,7 @@ class OvsdbMonitor(app_manager.OSKenApp):
 
     def _service(self, conn: NodeConnection, recheck: bool):
         conn.idl.run()
+        self._report_channel(conn)
         if not conn.synced():
             return
         changed = conn.idl.change_seqno != conn.seen_seqno
@@ -295,6 +331,19 @@ class OvsdbMonitor(app_manager.OSKenApp):
             if plugged or unplugged:
                 self._sync(conn, vifs, plugged, unplugged)
         conn.last = vifs
+
+    def _report_channel(self, conn: NodeConnection):
+        """Failures of the node's OVSDB connection to channels.FAILURES (log,
+        console, metrics); working again once the replica is in sync."""
+        failures, conn.channel_failures[:] = list(conn.channel_failures), []
+        for state, error in failures:
+            reason, detail = channel_failure(state, error, tls.last_errors.pop(conn.remote, None))
+            conn.channel_ok = False
+            channels.FAILURES.failed("ovsdb", conn.node.id, node=conn.node.hostname,
+                                     peer=conn.remote, reason=reason, detail=detail)
+        if conn.synced() and not conn.channel_ok:
+            conn.channel_ok = True
+            channels.FAILURES.succeeded("ovsdb", conn.node.id)
 
     def _sync(self, conn: NodeConnection, vifs, plugged, unplugged):
         started = time.perf_counter()
@@ -352,6 +401,7 @@ class OvsdbMonitor(app_manager.OSKenApp):
     def _forget(self, node_id: str):
         conn = self.conns.pop(node_id)
         conn.close()
+        channels.FAILURES.forget("ovsdb", node_id)
         LOG.info("node %s removed: no longer watching %s", conn.node.hostname, conn.remote)
         self._orphans.add(conn.node.hostname)
 

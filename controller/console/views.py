@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from flask import (Blueprint, abort, current_app, jsonify, redirect, render_template, request,
                    url_for)
 
-from controller import metrics
+from controller import channels, metrics
 from controller.console import auth, inventory, serves, switches, topology, traceview
 from controller.flows import tables as t
 from controller.flows.flow import Flow, format_actions, format_match
@@ -150,6 +150,8 @@ def nodes():
     sws = {sw.dpid: sw for sw in rec.switch_list()} if rec else {}
     roles = switches.roles(rec) if rec and sws else {}
     rows = []
+    ovsdb_failures = {e.key: dict(vars(e), since=since(e.first_at), last=since(e.last_at))
+                      for e in channels.FAILURES.entries("ovsdb")}
     for n in inv.nodes.values():
         bridges = []
         for br, dpid in sorted(n["bridges"].items()):
@@ -164,10 +166,14 @@ def nodes():
                      for no, p in (getattr(int_dp, "ports", None) or {}).items()}
         ports = [dict(p, network=inv.networks.get(p["network_id"], {}).get("name", ""),
                       ovs_name=ovs_names.get(p["ofport"], "")) for p in inv.ports_on(n["hostname"])]
-        rows.append({"node": n, "bridges": bridges, "ports": ports})
+        rows.append({"node": n, "bridges": bridges, "ports": ports,
+                     "ovsdb_failure": ovsdb_failures.get(n["id"])})
     strays = [{"dpid": d, "since": since(sw.connected_since), "address": address(sw.address),
                "role": roles.get(d, "")} for d, sw in sorted(sws.items())]
-    return render_template("nodes.html", rows=rows, strays=strays, running=rec is not None)
+    refused = [dict(vars(e), since=since(e.first_at), last=since(e.last_at))
+               for e in channels.FAILURES.entries("openflow")]
+    return render_template("nodes.html", rows=rows, strays=strays, running=rec is not None,
+                           refused_switches=refused)
 
 
 @bp.route("/node/<node_id>")

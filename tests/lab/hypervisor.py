@@ -15,6 +15,11 @@ NODE_BOOTSTRAP = os.path.join(REPO, "node-bootstrap", "node-bootstrap")
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 # An ovsdb-server remote: what node-bootstrap's set-manager relies on.
 MANAGER_OPTIONS = "db:Open_vSwitch,Open_vSwitch,manager_options"
+# Its TLS files come from the SSL row (`set-ssl`), as ovs-ctl starts it.
+SSL_FROM_DB = ["--private-key=db:Open_vSwitch,SSL,private_key",
+               "--certificate=db:Open_vSwitch,SSL,certificate",
+               "--ca-cert=db:Open_vSwitch,SSL,ca_cert"]
+INNER_OFP_PORT = 6653        # ssl:127.0.0.1:<6653 + i> inside the hypervisor's namespace
 
 
 # --- one OVS instance: ovsdb-server (root netns) + ovs-vswitchd (in `netns`), all in `rundir` ---
@@ -34,7 +39,8 @@ def create_ovs(rundir: str, netns: str, *remotes: str) -> None:
 
 def start_ovsdb(rundir: str, *remotes: str) -> None:
     run("ovsdb-server", f"{rundir}/conf.db", f"--remote=punix:{rundir}/db.sock",
-        *(f"--remote={r}" for r in remotes), f"--pidfile={rundir}/ovsdb-server.pid", "--detach",
+        *(f"--remote={r}" for r in remotes), *SSL_FROM_DB,
+        f"--pidfile={rundir}/ovsdb-server.pid", "--detach",
         f"--log-file={rundir}/ovsdb-server.log", env=ovs_env(rundir))
 
 
@@ -63,6 +69,8 @@ class Hypervisor:
         self.tunnel_ip = f"{lab.underlay_net}.{index}"
         self.ovsdb_tcp_port: int | None = None   # set when the lab exposes OVSDB over TCP
         self.socats: list[subprocess.Popen] = []
+        self.inner_relays: list[subprocess.Popen] = []
+        self.tls = None                          # tests.lab.pki.CertFiles: ssl: channels
         self.env = ovs_env(self.rundir)
 
     # --- bring-up --------------------------------------------------------------
@@ -94,6 +102,8 @@ class Hypervisor:
         self.start_ovsdb()
 
     def controller_targets(self) -> list[str]:
+        if self.tls is not None:       # OVS speaks TLS only to ssl: targets (inner relays)
+            return [f"ssl:127.0.0.1:{INNER_OFP_PORT + i}" for i in range(len(self.socats))]
         return [f"unix:{self.rundir}/ctl{i}.sock" for i in range(len(self.socats))]
 
     def start_relays(self, ofp_ports: list[int]):
@@ -112,16 +122,35 @@ class Hypervisor:
                 f.write(str(p.pid))
             self.socats.append(p)
             wait_until(lambda: os.path.exists(path), 5, what=f"socat listening on {path}")
+            if self.tls is not None:
+                self._start_inner_relay(i, path)
+
+    def _start_inner_relay(self, i: int, path: str):
+        """127.0.0.1:<6653 + i> inside the namespace -> the unix relay above (a
+        file, so reachable across namespaces): a TCP address for ssl: targets.
+        The bytes pass untouched, TLS included."""
+        port = INNER_OFP_PORT + i
+        p = subprocess.Popen(["ip", "netns", "exec", self.netns, "socat",
+                              f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,nodelay",
+                              f"UNIX-CONNECT:{path}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        with open(f"{self.rundir}/socat-in{i}.pid", "w") as f:
+            f.write(str(p.pid))
+        self.inner_relays.append(p)
+        wait_until(lambda: f":{port:04X}" in self.exec("cat", "/proc/net/tcp").stdout, 5,
+                   what=f"socat listening on 127.0.0.1:{port} in {self.netns}")
 
     def stop_relays(self):
-        for i, p in enumerate(self.socats):
-            p.kill()
-            p.wait()
-            try:
-                os.unlink(f"{self.rundir}/socat{i}.pid")
-            except OSError:
-                pass
-        self.socats = []
+        for name, procs in (("socat", self.socats), ("socat-in", self.inner_relays)):
+            for i, p in enumerate(procs):
+                p.kill()
+                p.wait()
+                try:
+                    os.unlink(f"{self.rundir}/{name}{i}.pid")
+                except OSError:
+                    pass
+        self.socats, self.inner_relays = [], []
 
     def add_underlay_nic(self, name: str, peer_netns: str, peer: str, bridge: str):
         """A veth: `name` in this hypervisor, `peer` enslaved to `bridge` in the wire netns."""
@@ -164,8 +193,11 @@ class Hypervisor:
         if lab.physnets:
             argv += ["--bridge-mappings", ",".join(f"{pn}:{br}" for pn, br in lab.mappings.items())]
             argv += ["--bridge-ports", ",".join(f"{br}:{nic}" for br, nic in lab.nics.items())]
+        if self.tls is not None:
+            argv += self.tls.flags()
         if self.ovsdb_tcp_port:
-            argv += ["--ovsdb-listen", f"ptcp:{self.ovsdb_tcp_port}:127.0.0.1"]
+            scheme = "pssl" if self.tls is not None else "ptcp"
+            argv += ["--ovsdb-listen", f"{scheme}:{self.ovsdb_tcp_port}:127.0.0.1"]
         else:
             argv += ["--ovsdb-listen", self.db]
         return argv + list(extra)
@@ -178,7 +210,7 @@ class Hypervisor:
     def ovsdb_remote(self) -> str:
         """How the controller reaches this node's OVSDB (what bootstrap registers)."""
         if self.ovsdb_tcp_port:
-            return f"tcp:127.0.0.1:{self.ovsdb_tcp_port}"
+            return f"{'ssl' if self.tls is not None else 'tcp'}:127.0.0.1:{self.ovsdb_tcp_port}"
         return self.db
 
     # --- inspection ----------------------------------------------------------------

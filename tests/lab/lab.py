@@ -45,7 +45,7 @@ class Lab:
     def __init__(self, hypervisors: int = 2, controller=None, *, controllers=None,
                  tunnel_type: str = "gre", physnets=("physnet1",), gateways=(),
                  datapath_type: str = "netdev", register: bool = True,
-                 ovsdb_tcp: bool = False):
+                 ovsdb_tcp: bool = False, tls=None):
         sweep_stale_labs()
         self.prefix = "ql" + secrets.token_hex(3)
         self.dir = os.path.join(BASE_DIR, self.prefix)
@@ -60,7 +60,8 @@ class Lab:
         self.mappings = {pn: f"br-eth{i + 1}" for i, pn in enumerate(self.physnets)}
         self.nics = {br: f"eth{i + 1}" for i, br in enumerate(self.mappings.values())}
         self.gateways = set(gateways)              # hv indexes with role compute,gateway
-        self.ovsdb_tcp = ovsdb_tcp
+        self.ovsdb_tcp = ovsdb_tcp or tls is not None
+        self.tls = tls          # a tests.lab.pki.Pki: each node gets a certificate, ssl: channels
         self.hvs = [Hypervisor(self, i + 1) for i in range(hypervisors)]
         self.vms: list[VM] = []
         self.udhcpc_hook = os.path.join(self.dir, "udhcpc-hook.sh")
@@ -108,6 +109,8 @@ class Lab:
         hv.create()
         if self.ovsdb_tcp:
             hv.ovsdb_tcp_port = _free_tcp_port()
+        if self.tls is not None:
+            hv.tls = self.tls.issue(hv.hostname)
         hv.start_relays([c.ofp_port for c in self.controllers])
         hv.add_underlay_nic("eth0", self.wire_netns, f"h{hv.index}u", "underlay")
         for k, nic in enumerate(self.nics.values()):

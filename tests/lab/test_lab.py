@@ -63,7 +63,8 @@ def test_help_documents_every_option():
     out = run(sys.executable, NODE_BOOTSTRAP, "--help").stdout
     for flag in ("--controller", "--api", "--hostname", "--role", "--tunnel-ip", "--tunnel-type",
                  "--bridge-mappings", "--bridge-ports", "--datapath-type", "--ovsdb-listen",
-                 "--db", "--undo", "--dry-run", "--no-wait", "example"):
+                 "--db", "--undo", "--dry-run", "--no-wait", "--ssl-private-key",
+                 "--ssl-certificate", "--ssl-ca-cert", "pssl:", "example"):
         assert flag in out
 
 

@@ -36,3 +36,19 @@ def test_a_failed_openflow_handshake_is_logged_shown_and_counted(controller):
                      r"the OpenFlow handshake completed", controller.log_text())
     page = text(controller.url + "/console/nodes", {"X-User-Id": "ops", "X-Roles": "admin"})
     assert "Switches refused at the handshake" in page and "closed before the OpenFlow" in page
+
+
+def test_a_tls_switch_at_a_plain_controller_is_told_apart(controller):
+    """A ClientHello (an ssl: target) where the controller has no [ssl]."""
+    with socket.create_connection(("127.0.0.1", controller.ofp_port), timeout=10) as s:
+        s.sendall(bytes.fromhex("160301002e") + bytes(46))
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+    deadline = time.time() + 10
+    while "speaks TLS" not in controller.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "the switch speaks TLS (an ssl: target) but the controller has no [ssl] files" in \
+        controller.log_text()

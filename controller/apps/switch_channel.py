@@ -116,16 +116,27 @@ class SerializedTLSSocket:
 
 class CountingSocket:
     """A plain TCP socket that counts the bytes received: a connection closed
-    before sending any is a port probe (a health check), not a failed switch."""
+    before sending any is a port probe (a health check), not a failed switch;
+    one that starts with a TLS handshake is a switch with an ssl: target."""
 
     def __init__(self, sock):
         self._sock = sock
         self.received = 0
+        self.first = b""
 
     def recv(self, n: int) -> bytes:
         data = self._sock.recv(n)
+        if not self.received:
+            self.first = data[:3]
+            if self.spoke_tls():               # 0x16 is no OpenFlow version: end it now
+                self.received = len(data)
+                return b""
         self.received += len(data)
         return data
+
+    def spoke_tls(self) -> bool:
+        """The first bytes were a TLS handshake record (an ssl: target)."""
+        return self.first[:1] == b"\x16" and self.first[1:2] == b"\x03"
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -162,6 +173,9 @@ class SwitchAcceptor:
                               f"{dp.id:016x}" if dp.id else "(no dpid yet)", peer)
             if dp.id is None and getattr(conn, "received", 1) == 0:
                 LOG.debug("switch at %s: closed without sending anything (a port probe)", peer)
+            elif dp.id is None and isinstance(conn, CountingSocket) and conn.spoke_tls():
+                self._failed(peer, channels.TLS, "the switch speaks TLS (an ssl: target) but "
+                             "the controller has no [ssl] files")
             elif dp.id is None:
                 self._failed(peer, channels.OPENFLOW,
                              "closed before the OpenFlow handshake completed "

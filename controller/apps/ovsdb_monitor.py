@@ -113,6 +113,12 @@ class NodeConnection:
     def synced(self) -> bool:
         return self.idl.state == self.idl.IDL_S_MONITORING
 
+    def channel_up(self) -> bool:
+        """Connected now with the replica in sync (the IDL stays MONITORING
+        between a dropped connection and the next one)."""
+        session = getattr(self.idl, "_session", None)
+        return self.synced() and (session is None or session.is_connected())
+
     def vifs(self) -> dict[str, Vif]:
         """Interfaces on br-int that have an OpenFlow port number."""
         touched, self.idl.touched = self.idl.touched, set()
@@ -341,7 +347,7 @@ class OvsdbMonitor(app_manager.OSKenApp):
             conn.channel_ok = False
             channels.FAILURES.failed("ovsdb", conn.node.id, node=conn.node.hostname,
                                      peer=conn.remote, reason=reason, detail=detail)
-        if conn.synced() and not conn.channel_ok:
+        if not conn.channel_ok and conn.channel_up():
             conn.channel_ok = True
             channels.FAILURES.succeeded("ovsdb", conn.node.id)
 

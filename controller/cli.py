@@ -2,6 +2,7 @@
 controller (which is `quantum-controller [options]` with no command).
 
     quantum-controller install-units [--dest DIR] [--config-file PATH] [--user NAME]
+    quantum-controller flows | trace | drift ...   (controller/ops_cli.py)
 """
 from __future__ import annotations
 
@@ -36,10 +37,19 @@ def install_units(argv: list[str]) -> int:
     return 0
 
 
+def _ops(argv: list[str]) -> int:
+    from controller import ops_cli
+    return ops_cli.run(argv)
+
+
 COMMANDS = {
     "install-units": install_units,
+    "flows": _ops,
+    "trace": _ops,
+    "drift": _ops,
 }
 
 
 def run(argv: list[str]) -> int:
-    return COMMANDS[argv[0]](argv[1:])
+    command = COMMANDS[argv[0]]
+    return command(argv) if command is _ops else command(argv[1:])

@@ -20,6 +20,7 @@ from flask import Response, current_app, redirect
 
 def mount(app, runtime) -> None:
     from controller import metrics
+    from controller.console import ops_api  # noqa: F401  (its JSON routes join bp)
     from controller.console.views import bp
     app.extensions["quantum_console_runtime"] = runtime
     if not app.secret_key:

@@ -13,9 +13,10 @@ from flask import (Blueprint, abort, current_app, jsonify, redirect, render_temp
                    url_for)
 
 from controller import channels, metrics
-from controller.console import auth, inventory, serves, switches, topology, traceview
+from controller.console import auth, inventory, reports, serves, switches, topology, traceview
+from controller.console.reports import actions_text, flow_view, packet_text
 from controller.flows import tables as t
-from controller.flows.flow import Flow, format_actions, format_match
+from controller.flows.flow import Flow, format_match
 from controller.flows.trace import table_name
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
@@ -100,35 +101,8 @@ def address(addr) -> str:
     return str(addr or "")
 
 
-def packet_text(pkt: dict) -> str:
-    """A traced packet's fields, numbers in hex where ovs-ofctl prints them so."""
-    hexed = ("eth_type", "vlan_vid", "metadata", "tunnel_id")
-    return " ".join(f"{k}={v:#x}" if k in hexed and isinstance(v, int) else f"{k}={v}"
-                    for k, v in pkt.items())
-
-
-def actions_text(f: Flow) -> str:
-    """ovs-ofctl-like actions, with the goto table's name."""
-    plain = format_actions(tuple(a for a in f.actions if a[0] != "goto"))
-    gotos = [f"goto_table:{a[1]}({table_name(f.bridge, a[1])})" for a in f.actions if a[0] == "goto"]
-    if not gotos:
-        return plain
-    return ",".join(([] if plain == "drop" else [plain]) + gotos)
-
-
-def flow_view(row, inv, flow: Flow | None = None) -> dict:
-    f = flow or row.flow
-    return {"fid": switches.flow_id(f), "table": f.table, "table_name": table_name(f.bridge, f.table),
-            "priority": f.priority, "match": format_match(f.match) or "(any)",
-            "actions": actions_text(f), "owner": inv.owners.resolve(f.cookie),
-            "packets": row.packets if row else None, "bytes": row.bytes if row else None,
-            "duration": f"{row.duration_s:.0f}s" if row else None, "bridge": f.bridge}
-
-
 def _switch_label(inv, sw) -> tuple[dict | None, str]:
-    node, bridge = inv.node_by_dpid(sw.dpid)
-    name = f"{node['hostname']} {bridge}" if node else f"unregistered {sw.dpid:016x}"
-    return node, name
+    return reports.switch_label(inv, sw.dpid)
 
 
 @bp.context_processor
@@ -199,9 +173,9 @@ def switch(dpid):
                                message="The switch did not answer the flow dump in time."), 504
     filt = {k: request.args.get(k, "").strip() for k in ("table", "owner", "network", "port", "addr")}
     node_id = node["id"] if node else None
-    marks = {"network": _network_marks(inv, inv.networks[filt["network"]], node_id, bridge)
+    marks = {"network": reports.network_marks(inv, inv.networks[filt["network"]], node_id, bridge)
              if filt["network"] in inv.networks else None,
-             "port": _port_marks(inv, inv.ports[filt["port"]], node_id, bridge)
+             "port": reports.port_marks(inv, inv.ports[filt["port"]], node_id, bridge)
              if filt["port"] in inv.ports else None}
     shown = [r for r in rows if _keep(r.flow, filt, inv, marks)]
     tables = sorted({r.flow.table for r in rows} | {tid for tid, s in tstats.items() if s["active"]})
@@ -250,51 +224,18 @@ def _keep(f: Flow, filt: dict, inv, marks: dict) -> bool:
     return True
 
 
-def _port_marks(inv, p, node_id, bridge):
-    where = inv.world.ports.get(p["id"])
-    return serves.port_marks(p, inv.owners, node_id, bridge, where.node_id if where else None)
-
-
-def _network_marks(inv, net, node_id, bridge):
-    port_cookies = set()
-    for p in inv.ports.values():
-        if p["network_id"] == net["id"]:
-            port_cookies |= inv.owners.cookies_of("port", p["id"])
-    return serves.network_marks(net, port_cookies, inv.world, node_id, bridge)
-
-
 # --- resource pages ---------------------------------------------------------------------------
 
 def _flows_serving(inv, keep) -> list[dict]:
     """[{switch label, dpid, flows}] for every switch with flows that keep(flow, node_id, bridge)."""
-    rec = _reconciler()
-    if rec is None:
-        return []
-    out = []
-    sws = {sw.dpid: sw for sw in rec.switch_list()}
-    for dpid, rows in sorted(switches.dump_flows(rec).items()):
-        node, name = _switch_label(inv, sws[dpid]) if dpid in sws else (None, f"{dpid:016x}")
-        _n, bridge = inv.node_by_dpid(dpid)
-        if rows is None:
-            out.append({"name": name, "dpid": dpid, "flows": [], "error": "no answer"})
-            continue
-        mine = [flow_view(r, inv) for r in rows if keep(r.flow, node["id"] if node else None, bridge)]
-        if mine:
-            out.append({"name": name, "dpid": dpid, "flows": mine})
-    return out
+    return reports.flows_serving(inv, _reconciler(), keep)
 
 
 @bp.route("/network/<net_id>")
 def network(net_id):
     inv = _inv()
     net = inv.networks.get(net_id) or abort(404)
-    marks = {}
-
-    def keep(f, node_id, bridge):
-        key = (node_id, bridge)
-        if key not in marks:
-            marks[key] = _network_marks(inv, net, node_id, bridge)
-        return serves.serves_network(f, marks[key])
+    keep = reports.serving(inv, "network", net_id)
     ports = [p for p in inv.ports.values() if p["network_id"] == net_id]
     subnets = [s for s in inv.world.subnets.values() if s.network_id == net_id]
     vlans = {inv.nodes[n]["hostname"]: v for (n, nid), v in inv.world.local_vlans.items()
@@ -308,14 +249,7 @@ def network(net_id):
 def port(port_id):
     inv = _inv()
     p = inv.ports.get(port_id) or abort(404)
-    where = inv.world.ports.get(port_id)
-    marks = {}
-
-    def keep(f, node_id, bridge):
-        if (node_id, bridge) not in marks:
-            marks[(node_id, bridge)] = serves.port_marks(p, inv.owners, node_id, bridge,
-                                                         where.node_id if where else None)
-        return serves.serves_port(f, marks[(node_id, bridge)])
+    keep = reports.serving(inv, "port", port_id)
     return render_template("resource.html", kind="port", obj=p, title=p["name"] or port_id,
                            network=inv.networks.get(p["network_id"]), switches=_flows_serving(inv, keep),
                            inv=inv)
@@ -326,11 +260,7 @@ def router(router_id):
     inv = _inv()
     r = inv.routers.get(router_id) or abort(404)
     ifaces = [p for p in inv.ports.values() if p["device_id"] == router_id]
-    own = inv.owners.cookies_of("router", router_id)
-    marks = [serves.port_marks(p, inv.owners, None, None, None) for p in ifaces]
-
-    def keep(f, node_id, bridge):
-        return f.cookie in own or any(serves.serves_port(f, m) for m in marks)
+    keep = reports.serving(inv, "router", router_id)
     return render_template("resource.html", kind="router", obj=r, title=r["name"] or router_id,
                            ports=ifaces, switches=_flows_serving(inv, keep), inv=inv)
 
@@ -342,29 +272,8 @@ def drift():
     inv, rec = _inv(), _reconciler()
     if rec is None:
         abort(503)
-    sws = rec.switch_list()
-    desired = switches.desired_by_switch(inv, sws)
-    dumps = switches.dump_flows(rec, set(desired))
-    report = []
-    for sw in sorted(sws, key=lambda s: s.dpid):
-        node, name = _switch_label(inv, sw)
-        if sw.dpid not in desired:
-            report.append({"name": name, "dpid": sw.dpid, "unmapped": True})
-            continue
-        rows = dumps.get(sw.dpid)
-        if rows is None:
-            report.append({"name": name, "dpid": sw.dpid, "error": "no answer"})
-            continue
-        d = switches.drift(desired[sw.dpid], [r.flow for r in rows])
-        report.append({"name": name, "dpid": sw.dpid, "drift": d,
-                       "missing": [flow_view(None, inv, f) for f in d.missing],
-                       "extra": [flow_view(None, inv, f) for f in d.extra],
-                       "differing": [(flow_view(None, inv, a), flow_view(None, inv, b))
-                                     for a, b in d.differing]})
-    report.sort(key=lambda r: r["name"])
-    return render_template("drift.html", report=report,
-                           clean=all(r.get("drift") and r["drift"].clean for r in report
-                                     if not r.get("unmapped")))
+    report = reports.drift_report(inv, rec)
+    return render_template("drift.html", report=report, clean=reports.drift_clean(report))
 
 
 @bp.route("/trace")
@@ -378,36 +287,13 @@ def trace():
     result = None
     if form["port"] and form["dst"]:
         dport = int(form["dst_port"]) if form["dst_port"].isdigit() else None
-        source = _installed_flows(inv) if form["flows"] == "installed" else None
-        result = traceview.run(inv.world, traceview.TraceRequest(form["port"], form["dst"],
-                                                                 form["protocol"], dport), source)
+        result = reports.trace(inv, _reconciler(), traceview.TraceRequest(
+            form["port"], form["dst"], form["protocol"], dport), form["flows"])
     return render_template("trace.html", form=form, ports=bound, result=result, inv=inv,
                            hostname=lambda nid: inv.nodes.get(nid, {}).get("hostname", nid),
-                           port_at=_port_at(inv), actions_text=actions_text, packet_text=packet_text,
+                           port_at=reports.port_at(inv), actions_text=actions_text, packet_text=packet_text,
                            format_match=format_match, addresses=sorted(
                                {ip for p in inv.ports.values() for ip in p["ips"]}))
-
-
-def _installed_flows(inv):
-    """node_id -> the flows its switches have now (all of them, ours or not)."""
-    rec = _reconciler()
-
-    def flows_of(node_id):
-        dpids = {int(d) for d in inv.nodes.get(node_id, {}).get("bridges", {}).values()}
-        if rec is None or not dpids:
-            return []
-        return [r.flow for rows in switches.dump_flows(rec, dpids).values() for r in rows or ()]
-    return flows_of
-
-
-def _port_at(inv):
-    """(node_id, ofport) -> the Quantum port plugged there."""
-    at = {(p.node_id, p.ofport): p.id for p in inv.world.ports.values() if p.node_id}
-
-    def lookup(node_id, ofport):
-        pid = at.get((node_id, ofport))
-        return inv.ports.get(pid) if pid else None
-    return lookup
 
 
 @bp.route("/topology")

@@ -64,6 +64,9 @@ class Attr:
     is_sort_key: bool = False
     column: str | None = None            # model column name (None: same as the attribute)
     filter_convert: Callable[[str], Any] | None = None   # for query strings (else convert_to)
+    # Integers in the value fit a 32-bit INTEGER column (else 400). False for
+    # values kept as JSON, e.g. a node's 48-bit datapath ids.
+    db_integer: bool = True
 
 
 # --- converters ---------------------------------------------------------------------

@@ -104,7 +104,7 @@ def prepare(resource, ctx, item: dict, is_create: bool, policy=None) -> dict:
             reason = a.validate(value)
             if reason:
                 raise errors.HTTPBadRequest(f"Invalid input for {name}. Reason: {reason}.")
-        huge = out_of_range_int(value)
+        huge = out_of_range_int(value) if a.db_integer else None
         if huge is not None:
             raise errors.HTTPBadRequest(f"Invalid input for {name}. Reason: '{huge}' is out of range.")
     return item

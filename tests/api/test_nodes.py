@@ -59,3 +59,14 @@ def test_nodes_update_with_put(admin):
     assert r.body["node"]["tunnel_ip"] == "192.0.2.5"
     r = admin.put(f"/v2.0/nodes/{node['id']}", {"node": {"hostname": "renamed"}})
     assert r.status == 400
+
+
+def test_nodes_keep_48_bit_datapath_ids_node_bootstrap_derives(admin):
+    # node-bootstrap's ids are the first 48 bits of a hash: beyond a 32-bit
+    # INTEGER, and stored as JSON, so the API's integer bound must not refuse them.
+    host = "hv-" + uuid.uuid4().hex[:8]
+    bridges = {"br-int": 0x4CE0EEDA5A23, "br-tun": 2 ** 48 - 1}
+    r = admin.post("/v2.0/nodes", node_body(host, bridges=bridges))
+    assert r.status == 201, r
+    assert admin.get(f"/v2.0/nodes/{r.body['node']['id']}").body["node"]["bridges"] == bridges
+    assert admin.post("/v2.0/nodes", node_body(host, bridges={"br-int": 2 ** 64})).status == 400

@@ -65,7 +65,8 @@ ATTRIBUTES = {
                         validate=validate_values(("gre", "vxlan")), is_filter=True),
     "ovsdb": Attr(allow_post=True, allow_put=True, default="", validate=_validate_ovsdb),
     "bridge_mappings": Attr(allow_post=True, allow_put=True, default={}, validate=validate_dict_of_strings),
-    "bridges": Attr(allow_post=True, allow_put=True, default={}, validate=_validate_bridges),
+    "bridges": Attr(allow_post=True, allow_put=True, default={}, validate=_validate_bridges,
+                    db_integer=False),     # datapath ids: 48 bits (node-bootstrap), JSON column
     "created_at": Attr(is_sort_key=True),
     "updated_at": Attr(is_sort_key=True),
 }

@@ -115,11 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         return cli.run(argv)
     try:
         cfg = config.load(argv)
+    except config.ConfigError as e:
+        print(f"quantum-controller: {e}", file=sys.stderr)
+        return 2
+    setup_logging(cfg)      # first: what the TLS check imports may warn (in the log's format)
+    try:
         check_tls(cfg)
     except config.ConfigError as e:
         print(f"quantum-controller: {e}", file=sys.stderr)
         return 2
-    setup_logging(cfg)
     try:
         rt = build_runtime(cfg)
     except Exception as e:   # unreachable DB, unwritable state dir, ...

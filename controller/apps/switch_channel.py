@@ -69,7 +69,7 @@ class SerializedTLSSocket:
         while True:
             with self._lock:
                 try:
-                    return self._tls.recv(n)
+                    return self._recv_available(n)
                 except ssl.SSLWantReadError:
                     want = select.POLLIN
                 except ssl.SSLWantWriteError:
@@ -77,6 +77,26 @@ class SerializedTLSSocket:
                 except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                     return b""
             self._wait(want, deadline)
+
+    def _recv_available(self, n: int) -> bytes:
+        """Up to n bytes from every TLS record already readable, not just the
+        first: a TLS record holds at most 16 KiB, and a flow dump arrives as
+        64 KiB multipart messages that os-ken would otherwise take in 4 loops."""
+        data = self._tls.recv(n)
+        if not data or len(data) >= n:
+            return data
+        parts, got = [data], len(data)
+        while got < n:
+            try:
+                more = self._tls.recv(n - got)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError,
+                    ssl.SSLEOFError):
+                break                         # the next call reports it
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
     def sendall(self, data) -> None:
         view = memoryview(data)

@@ -16,10 +16,10 @@ def text(url, headers=None):
         return r.read().decode()
 
 
-def failures(c) -> int:
-    m = re.search(r'^quantum_channel_failures_total\{channel="openflow",reason="openflow"\} (\d+)$',
+def failures(c) -> float:
+    m = re.search(r'^quantum_channel_failures_total\{channel="openflow",reason="openflow"\} (\S+)$',
                   text(c.url + "/metrics"), re.M)
-    return int(m.group(1)) if m else 0
+    return float(m.group(1)) if m else 0
 
 
 def test_a_failed_openflow_handshake_is_logged_shown_and_counted(controller):

@@ -245,3 +245,20 @@ def test_tls_connection_serves_two_threads_at_once(certs, failures):
     server.close()
     client.close()
     assert failures.entries() == []
+
+
+def test_metrics_count_failures_by_channel_and_reason_and_show_nodes_down():
+    from controller import metrics
+    log = ChannelLog(Clock())
+    kw = dict(node="hv1", peer="ssl:192.0.2.1:6640")
+    log.failed("ovsdb", "n1", reason="tls", detail="TLS: x", **kw)
+    log.failed("ovsdb", "n1", reason="tls", detail="TLS: x", **kw)
+    log.failed("ovsdb", "n2", reason="refused", detail="refused", node="hv2", peer="tcp:192.0.2.2:6640")
+    log.succeeded("ovsdb", "n2")
+    log.failed("openflow", "192.0.2.9 tls", node="", peer="192.0.2.9", reason="tls", detail="TLS: y")
+    text = metrics.render(metrics.channel_families(log))
+    assert 'quantum_channel_failures_total{channel="ovsdb",reason="tls"} 2' in text
+    assert 'quantum_channel_failures_total{channel="ovsdb",reason="refused"} 1' in text
+    assert 'quantum_channel_failures_total{channel="openflow",reason="tls"} 1' in text
+    assert 'quantum_ovsdb_channel_down{node="hv1",reason="tls"} 1' in text
+    assert 'node="hv2"' not in text                  # recovered

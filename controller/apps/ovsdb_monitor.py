@@ -402,6 +402,10 @@ class OvsdbMonitor(app_manager.OSKenApp):
                             info.hostname)
                 continue
             LOG.info("watching OVSDB of node %s at %s", info.hostname, remote)
+            if remote.startswith("tcp:") and self.runtime.cfg.get("ssl.ca_cert"):
+                LOG.warning("node %s registered a plain tcp: OVSDB address while [ssl] is "
+                            "configured: that channel is unauthenticated (use --ovsdb-listen "
+                            "pssl:PORT:IP)", info.hostname)
             self.conns[node_id] = NodeConnection(info, remote)
 
     def _forget(self, node_id: str):

@@ -97,7 +97,7 @@ def test_switch_with_another_cas_certificate_or_plain_tcp_is_refused(
     c = controller_factory(args=pki.issue("controller").flags())
     good = lab_factory(1, c, tls=pki, physnets=())
     rogue = lab_factory(1, c, tls=Pki(str(tmp_path / "rogue"), "rogue"), physnets=())
-    plain = lab_factory(1, c, physnets=())            # unix relay -> plain TCP to the TLS port
+    plain = lab_factory(1, c, physnets=(), ovsdb_tcp=True)   # unix relay: plain TCP to the TLS port
     good_hv, rogue_hv, plain_hv = good.hvs[0], rogue.hvs[0], plain.hvs[0]
 
     wait_until(lambda: node_dpids(c, good_hv.hostname) <= connected_dpids(c), 30,
@@ -107,6 +107,8 @@ def test_switch_with_another_cas_certificate_or_plain_tcp_is_refused(
     assert not (node_dpids(c, rogue_hv.hostname) | node_dpids(c, plain_hv.hostname)) & connected_dpids(c)
     assert not rogue_hv.is_connected() and not plain_hv.is_connected()
     assert metric(c, "quantum_channel_failures_total", channel="openflow", reason="tls") >= 2
+    # Its OVSDB is plain TCP: watched (the node's choice), with a warning.
+    assert f"node {plain_hv.hostname} registered a plain tcp: OVSDB address while [ssl]" in c.log_text()
 
     page = nodes_page(c)
     assert "Switches refused at the handshake" in page

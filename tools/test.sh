@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PACKAGES="openvswitch-switch udhcpc isc-dhcp-client ethtool iproute2 iputils-ping tcpdump
-  dnsmasq postgresql socat curl busybox systemd chromium chromium-driver python3-venv"
+  dnsmasq postgresql socat openssl curl busybox systemd chromium chromium-driver python3-venv"
 missing=$(for p in $APT_PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "installing Debian packages:" $missing

@@ -32,6 +32,7 @@ SYSTEM_EXECUTABLES = {
     "tcpdump": ("tcpdump",),
     "dnsmasq": ("dnsmasq",),
     "socat": ("socat",),
+    "openssl": ("openssl",),
     "ethtool": ("ethtool",),
     "systemd": ("systemd-analyze",),
     "curl": ("curl",),

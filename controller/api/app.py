@@ -17,8 +17,9 @@ from flask import Flask, Response as FlaskResponse, request
 from werkzeug.wrappers import Request
 
 from controller.api import errors
-from controller.api.dispatch import Api, dumps
+from controller.api.dispatch import Api
 from controller.api.logsafe import exception_text, printable
+from controller.api.response import dumps
 
 LOG = logging.getLogger(__name__)
 API_PREFIX = "/v2.0/"

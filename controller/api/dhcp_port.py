@@ -10,8 +10,8 @@ from sqlalchemy import bindparam, delete, select
 from controller import ipam
 from controller.api import errors
 from controller.db import models
+from controller.model.owners import DHCP as DHCP_OWNER
 
-DHCP_OWNER = "network:dhcp"
 
 
 def device_id(network_id: str) -> str:

@@ -14,7 +14,6 @@ then the handler.
 """
 from __future__ import annotations
 
-import json
 import logging
 import operator
 from urllib.parse import urlsplit
@@ -24,15 +23,9 @@ from controller.api import context as contexts
 from controller.api import errors, query, registry
 from controller.api.policy import Enforcer
 from controller.api.resource import Resource, run_write
+from controller.api.response import Response
 
 LOG = logging.getLogger(__name__)
-
-
-class Response:
-    def __init__(self, status: int, body=None, headers: dict | None = None):
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
 
 
 class Api:
@@ -327,20 +320,3 @@ def check_revision(req, current: dict) -> None:
 def _bad_id(s: str) -> bool:
     # Ids are uuids or names the CLI tries: anything odd is simply not found.
     return len(s) > 255 or "\x00" in s or any(0xD800 <= ord(ch) <= 0xDFFF for ch in s)
-
-
-try:
-    import orjson
-except ImportError:         # optional: only speed depends on it
-    orjson = None
-
-
-def dumps(body) -> bytes:
-    # orjson encodes a 10,000-port list several times faster than json; it
-    # refuses what json accepts here (lone surrogates, huge ints): then json.
-    if orjson is not None:
-        try:
-            return orjson.dumps(body)
-        except (TypeError, orjson.JSONEncodeError):
-            pass
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")

@@ -3,10 +3,10 @@ loaded modules declare (registry.EXTENSIONS)."""
 from __future__ import annotations
 
 from controller.api import errors, registry
+from controller.api.response import Response
 
 
 def handle(api, ctx, req, parts):
-    from controller.api.dispatch import Response
     if req.method != "GET" or len(parts) > 1:
         raise errors.HTTPNotFound()
     if not parts:

@@ -9,13 +9,8 @@ from controller.api import dhcp_port
 from controller.api.resources.networks import delete_port_rows
 from controller.api.resources.ports import allocate
 from controller.db import models
-
-ROUTER_INTERFACE = "network:router_interface"
-ROUTER_GATEWAY = "network:router_gateway"
-FLOATINGIP = "network:floatingip"
-# Owners whose ports exist only for a router or a floating IP.
-ROUTER_OWNERS = (ROUTER_INTERFACE, "network:router_interface_distributed",
-                 "network:ha_router_replicated_interface", ROUTER_GATEWAY)
+from controller.model.owners import FLOATINGIP, ROUTER_GATEWAY, ROUTER_INTERFACE  # noqa: F401 (used as l3_ports.X)
+from controller.model.owners import ROUTER_PORTS as ROUTER_OWNERS  # noqa: F401  ports that exist only for a router
 
 
 def make_port(tx, network_id: str, project_id: str, device_owner: str, device_id: str,

@@ -13,6 +13,7 @@ from controller.api import body as bodies
 from controller.api import errors, registry
 from controller.api.attributes import ConvertError, convert_to_boolean, convert_to_int
 from controller.api.resource import run_write
+from controller.api.response import Response
 from controller.db import models
 
 MAX_LIMIT = 2 ** 31 - 1
@@ -46,7 +47,6 @@ def limit_for(s, cfg, project_id: str, resource: str) -> int:
 
 
 def handle(api, ctx, req, parts):
-    from controller.api.dispatch import Response
     m = req.method
     if not parts:
         if m == "GET":

@@ -18,11 +18,11 @@ from controller.api import body as bodies
 from controller.api import errors
 from controller.api.attributes import validate_tags
 from controller.api.resource import bump, run_write, set_tags
+from controller.api.response import Response
 from controller.db import models
 
 
 def handle(api, res, ctx, req, id_, tag):
-    from controller.api.dispatch import Response
     m = req.method
     if tag is not None:
         reason = validate_tags([tag])

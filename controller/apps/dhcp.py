@@ -39,12 +39,12 @@ from controller.dhcp import options as opt
 from controller.dhcp import server
 from controller.dhcp.facts import PortFacts, Settings, SubnetFacts
 from controller.dhcp.packet import Malformed, parse
-from controller.flows import ofwire
+from controller.model.owners import DHCP as DHCP_OWNER
+from controller.openflow import wire
 from controller.runtime import Runtime
 
 LOG = logging.getLogger(__name__)
 
-DHCP_OWNER = "network:dhcp"
 CACHE_TTL_S = 10.0          # bounds staleness for changes made by another process
 RECENT_LEASES = 200
 CACHE_KINDS = {"port", "subnet", "network", "node", "router"}   # router: metadata route
@@ -138,7 +138,7 @@ class DhcpResponder(app_manager.OSKenApp):
         return b.take(now)
 
     def _send(self, dp, in_port: int, frame: bytes) -> None:
-        switch_session.send(dp, ofwire.packet_out_bytes(in_port, frame))   # the write gate
+        switch_session.send(dp, wire.packet_out_bytes(in_port, frame))   # the write gate
 
     def _record(self, req, facts: PortFacts, network_id, decision: server.Decision) -> None:
         if decision.reply in ("ack", "nak") or decision.reason in ("release", "decline"):

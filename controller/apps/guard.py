@@ -2,10 +2,10 @@
 
 os-ken 4.2.2's native hub defines `hub.TaskExit = Exception`, so its app event
 loop re-raises ANY handler exception as if it were a normal exit and the app
-silently stops receiving events (shared/LAB.md P4). `install()` gives TaskExit
-its own class again (nothing in native mode raises it), and `guarded` wraps
-each of our handlers so an exception is logged and counted, and the next event
-is processed as usual.
+silently stops receiving events (shared/LAB.md P4).
+controller/openflow/osken_patches.keep_apps_alive_on_errors() gives TaskExit
+its own class again, and `guarded` wraps each of our handlers so an exception
+is logged and counted, and the next event is processed as usual.
 """
 from __future__ import annotations
 
@@ -13,21 +13,10 @@ import functools
 import logging
 import threading
 
-from os_ken.lib import hub
-
 LOG = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 handler_errors: dict[str, int] = {}
-
-
-class TaskExit(BaseException):
-    """Only raised to end a hub thread on purpose."""
-
-
-def install() -> None:
-    if hub.HUB_TYPE == "native":
-        hub.TaskExit = TaskExit
 
 
 def guarded(fn):

@@ -27,11 +27,11 @@ from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib.packet import arp, ethernet, icmp, ipv4, packet
-from os_ken.ofproto import ether
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 from sqlalchemy import select
 
+from controller import protocols as proto
 from controller.apps import switch_session
 from controller.apps.guard import guarded
 from controller.db import models as m
@@ -180,13 +180,13 @@ class L3Arp(app_manager.OSKenApp):
             return
         pkt = packet.Packet()
         pkt.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=gw.mac,
-                                           ethertype=ether.ETH_TYPE_ARP))
+                                           ethertype=proto.ETH_TYPE_ARP))
         pkt.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=gw.mac, src_ip=gw.ip,
                                  dst_mac="00:00:00:00:00:00", dst_ip=gw.nexthop))
         pkt.serialize()
         # Into br-int's patch to the external bridge, tagged with the local
         # VLAN like every frame br-int sends there (br-ex translates it).
-        actions = [parser.OFPActionPushVlan(ether.ETH_TYPE_8021Q),
+        actions = [parser.OFPActionPushVlan(proto.ETH_TYPE_8021Q),
                    parser.OFPActionSetField(vlan_vid=tagged(vlan)),
                    parser.OFPActionOutput(up.ofport)]
         out = parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
@@ -209,10 +209,10 @@ def time_exceeded_reply(world: World | None, router_prefix: str, frame: bytes,
         return None
     pkt = packet.Packet(frame)
     eth, ip = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4)
-    if eth is None or ip is None or eth.ethertype != ether.ETH_TYPE_IP or ip.offset:
+    if eth is None or ip is None or eth.ethertype != proto.ETH_TYPE_IP or ip.offset:
         return None                      # only about first fragments
     inner = pkt.get_protocol(icmp.icmp)
-    if ip.proto == 1 and (inner is None or inner.type not in (icmp.ICMP_ECHO_REPLY,
+    if ip.proto == proto.IPPROTO_ICMP and (inner is None or inner.type not in (icmp.ICMP_ECHO_REPLY,
                                                               icmp.ICMP_ECHO_REQUEST)):
         return None                      # never an ICMP error about an ICMP error
     sender = ipaddress.ip_address(ip.src)
@@ -228,8 +228,8 @@ def time_exceeded_reply(world: World | None, router_prefix: str, frame: bytes,
         return None
     original = frame[14:14 + ip.header_length * 4 + 8]      # the header + 8 bytes (RFC 792)
     out = packet.Packet()
-    out.add_protocol(ethernet.ethernet(dst=vm_mac, src=iface.mac, ethertype=ether.ETH_TYPE_IP))
-    out.add_protocol(ipv4.ipv4(src=iface.ip, dst=ip.src, proto=1, ttl=64))
+    out.add_protocol(ethernet.ethernet(dst=vm_mac, src=iface.mac, ethertype=proto.ETH_TYPE_IP))
+    out.add_protocol(ipv4.ipv4(src=iface.ip, dst=ip.src, proto=proto.IPPROTO_ICMP, ttl=64))
     out.add_protocol(icmp.icmp(type_=icmp.ICMP_TIME_EXCEEDED, code=0, csum=0,
                                data=icmp.TimeExceeded(data_len=0, data=original)))
     out.serialize()

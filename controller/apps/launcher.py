@@ -3,15 +3,14 @@ shared/LAB.md P3). The listen port is always passed explicitly so os-ken does
 not also open the legacy 6633."""
 from __future__ import annotations
 
-import functools
 import logging
 
 from os_ken import cfg as osken_cfg
 from os_ken.base.app_manager import AppManager
-from os_ken.lib import hub
 
 from controller import tls
-from controller.apps import guard, switch_channel
+from controller.apps import switch_channel
+from controller.openflow import osken_patches
 
 LOG = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ ALWAYS = ["controller.apps.liveness", "controller.apps.packet_in"]
 
 def start(runtime, apps=None):
     """Load and instantiate the apps; returns (app_manager, threads)."""
-    guard.install()
+    osken_patches.keep_apps_alive_on_errors()
     conf = osken_cfg.CONF
     conf([], project="os_ken", default_config_files=[])
     conf.set_override("ofp_listen_host", runtime.cfg.get("openflow.listen_host"))
@@ -36,7 +35,7 @@ def start(runtime, apps=None):
     # 0: no echo thread per connection in os-ken; controller.apps.liveness
     # probes every switch from one thread (always loaded, below).
     conf.set_override("maximum_unreplied_echo_requests", 0)
-    set_listen_backlog(runtime.cfg.get("openflow.listen_backlog"))
+    osken_patches.set_listen_backlog(runtime.cfg.get("openflow.listen_backlog"))
     tls_files = tls.files_from(runtime.cfg)
     tls.configure_ovsdb_client(tls_files)
     switch_channel.install(tls.server_context(tls_files) if tls_files else None,
@@ -54,11 +53,4 @@ def start(runtime, apps=None):
     return mgr, threads
 
 
-_os_ken_listen = hub.listen
 
-
-def set_listen_backlog(backlog: int) -> None:
-    """The backlog os-ken's OpenFlow listener passes to listen(2). os-ken has
-    no option for it (its StreamServer calls hub.listen() with the default of
-    50), so hub.listen is given ours; nothing else in the process uses it."""
-    hub.listen = functools.partial(_os_ken_listen, backlog=max(1, int(backlog)))

@@ -35,7 +35,8 @@ from os_ken.controller.handler import MAIN_DISPATCHER, set_ev_handler
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from controller.apps.guard import guarded
-from controller.flows import cookies, ofwire
+from controller.flows import cookies
+from controller.openflow import osken_patches
 from controller.flows.tables import IntTable
 
 LOG = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ REASONS = {ofp.OFPR_NO_MATCH: "no_match", ofp.OFPR_ACTION: "action",
            ofp.OFPR_INVALID_TTL: "invalid_ttl"}
 ROUTER_QUEUE = 1000
 
-ofwire.install_lean_packet_in()      # packet-ins parsed with struct, match as a dict
+osken_patches.lean_packet_in()      # packet-ins parsed with struct, match as a dict
 
 
 class PacketInDispatcher(app_manager.OSKenApp):

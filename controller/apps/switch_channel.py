@@ -26,10 +26,10 @@ import ssl
 import threading
 import time
 
-import os_ken.controller.controller as osken_controller
 from os_ken.controller.controller import Datapath
 
 from controller import channels
+from controller.openflow import osken_patches
 
 LOG = logging.getLogger(__name__)
 
@@ -299,5 +299,5 @@ def install(tls_context: ssl.SSLContext | None, handshake_timeout: float, db=Non
     """Make os-ken's OpenFlow listener accept switches through a SwitchAcceptor.
     Call before the apps are instantiated (the listener starts with them)."""
     acceptor = SwitchAcceptor(tls_context, handshake_timeout, db)
-    osken_controller.datapath_connection_factory = acceptor.serve_switch
+    osken_patches.accept_switches_with(acceptor.serve_switch)
     return acceptor

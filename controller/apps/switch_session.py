@@ -30,15 +30,18 @@ from typing import Callable
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.flows import cookies, ofcodec, ofwire
+from controller.flows import cookies
+from controller.openflow import osken_patches
+from controller.openflow import reference as ofcodec
+from controller.openflow import wire as ofwire
 from controller.flows.flow import Flow, Meter
 from controller.flows.plan import SwitchPlan, apply_plan
 
 LOG = logging.getLogger(__name__)
 
 # Flow-stats replies stay bytes until decoded by ofwire (os-ken's object
-# parsing of a 10k-flow dump cost seconds); see controller/flows/ofwire.py.
-ofwire.install_raw_flow_stats()
+# parsing of a 10k-flow dump cost seconds); see controller/openflow/wire.py.
+osken_patches.raw_flow_stats()
 
 REPLY_TIMEOUT_S = 30.0     # multipart / barrier replies
 BUNDLE_MIN = 32            # at least this many flow_mods: send them in one bundle
@@ -287,7 +290,7 @@ class SwitchSession:
                 LOG.warning("switch %016x: flow read-back failed", sw.dpid)
                 continue
             installed, foreign = {}, 0
-            decode = ofcodec.decode_flow_stats
+            decode = ofwire.decode_flow_stats
             for st in rf.parts:       # ofwire.RawFlowStats: bytes, decoded without os-ken objects
                 if cookies.is_ours(st.cookie):
                     f = decode(sw.bridge, st)
@@ -356,7 +359,7 @@ class SwitchSession:
 
     def _send_mods(self, sw: SwitchState, mods: list[tuple[Flow, str]], bundle: bool) -> int:
         """Encode the flow_mods (wrapped in an ONF bundle when `bundle`) straight
-        to bytes (controller/flows/ofwire.py), SEND_CHUNK messages to a
+        to bytes (controller/openflow/wire.py), SEND_CHUNK messages to a
         buffer and a send: vswitchd parses a chunk while the next one is
         encoded (on two cores, 10,000 flows cost about the longer of the two
         instead of their sum). -> the first xid used (errors with a later

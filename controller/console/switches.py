@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.flows import cookies, ofcodec
+from controller.flows import cookies
+from controller.openflow import wire
 from controller.flows.compiler import compile_node
 from controller.flows.flow import Flow
 
@@ -50,7 +51,7 @@ def dump_flows(rec, dpids=None) -> dict[int, list[FlowRow] | None]:
         if stats is None:
             out[dpid] = None
             continue
-        rows = [FlowRow(ofcodec.decode_flow_stats(bridges.get(dpid, "?"), st), st.packet_count,
+        rows = [FlowRow(wire.decode_flow_stats(bridges.get(dpid, "?"), st), st.packet_count,
                         st.byte_count, st.duration_sec + st.duration_nsec / 1e9) for st in stats]
         out[dpid] = sorted(rows, key=lambda r: (r.flow.table, -r.flow.priority, r.flow.match))
     return out

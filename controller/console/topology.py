@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
+from controller.model import owners
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
            "#e377c2", "#7f7f7f", "#bcbd22"]
 BOX_W, BOX_H, GAP, TOP = 210, 74, 60, 90
@@ -21,7 +23,7 @@ def svg(inv, connected_dpids: set[int]) -> Markup:
     colors = network_colors(inv)
     xs = {n["id"]: 20 + i * (BOX_W + GAP) for i, n in enumerate(nodes)}
     vms = {n["id"]: [p for p in inv.ports_on(n["hostname"])
-                     if p["ofport"] and not p["device_owner"].startswith("network:dhcp")]
+                     if p["ofport"] and not p["device_owner"].startswith(owners.DHCP)]
            for n in nodes}
     physnets = sorted({pn for n in nodes for pn in n["bridge_mappings"]})
     rows = max([len(v) for v in vms.values()] + [0])

@@ -17,13 +17,11 @@ import struct
 from dataclasses import dataclass, field
 
 from controller.dhcp import options as opt
+from controller.protocols import DHCP_CLIENT_PORT as CLIENT_PORT
+from controller.protocols import DHCP_SERVER_PORT as SERVER_PORT
+from controller.protocols import ETH_TYPE_8021Q, ETH_TYPE_IP, IPPROTO_UDP
 
 ETH_HEADER = 14
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_VLAN = 0x8100
-IPPROTO_UDP = 17
-CLIENT_PORT = 68
-SERVER_PORT = 67
 BOOTP_FIXED = 236             # op .. file, before the magic cookie
 MAGIC_COOKIE = b"\x63\x82\x53\x63"
 # Largest frame we accept: a 1500-byte IP packet plus an Ethernet header and
@@ -101,12 +99,12 @@ def _parse(frame: bytes) -> DhcpRequest:
     eth_src = _mac(frame[6:12])
     ethertype = struct.unpack_from("!H", frame, 12)[0]
     off = ETH_HEADER
-    if ethertype == ETHERTYPE_VLAN:        # one 802.1Q tag at most
+    if ethertype == ETH_TYPE_8021Q:        # one 802.1Q tag at most
         if len(frame) < off + 4:
             raise Malformed("truncated_ethernet")
         ethertype = struct.unpack_from("!H", frame, off + 2)[0]
         off += 4
-    if ethertype != ETHERTYPE_IPV4:
+    if ethertype != ETH_TYPE_IP:
         raise Malformed("not_ipv4")
 
     # IPv4

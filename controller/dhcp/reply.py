@@ -15,6 +15,7 @@ import struct
 
 from controller.dhcp import options as opt
 from controller.dhcp.packet import CLIENT_PORT, MAGIC_COOKIE, SERVER_PORT, DhcpRequest
+from controller.protocols import ETH_TYPE_IP, IPPROTO_UDP
 
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 BROADCAST_IP = "255.255.255.255"
@@ -54,14 +55,14 @@ def ipv4_udp(src: str, dst: str, payload: bytes) -> bytes:
     udp = struct.pack("!HHHH", SERVER_PORT, CLIENT_PORT, udp_len, 0) + payload
     csum = checksum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0x10, 20 + udp_len, 0, 0, 64, 17, 0,
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0x10, 20 + udp_len, 0, 0, 64, IPPROTO_UDP, 0,
                          opt.ip4(src), opt.ip4(dst))
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + udp
 
 
 def ethernet(dst: str, src: str, payload: bytes) -> bytes:
-    return _mac(dst) + _mac(src) + struct.pack("!H", 0x0800) + payload
+    return _mac(dst) + _mac(src) + struct.pack("!H", ETH_TYPE_IP) + payload
 
 
 def checksum(data: bytes) -> int:

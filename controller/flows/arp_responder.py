@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 
-from controller.flows import cookies
+from controller.flows import answers, cookies
 from controller.flows import tables as t
-from controller.flows.flow import Flow, match
+from controller.flows.flow import Flow
 from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import is_usable
 from controller.flows.world import NodeInfo, World
 
 T = t.IntTable
-ARP_REQUEST, ARP_REPLY = 1, 2
 PRIO_OWN_ADDRESS = 200
 
 
@@ -55,29 +54,13 @@ def _own_addresses(p) -> list[Flow]:
     return [dont_answer_own(p.ofport, ip, cookies.cookie("port", p.id)) for ip in _ipv4s(p)]
 
 
-def reply_in_place(mac: str, ip: str) -> tuple:
-    """Turn an ARP request for `ip` into the reply `ip is-at mac`, in place;
-    the caller adds the output (usually back out of in_port)."""
-    return (
-        ("move", "eth_src", "eth_dst", 48),
-        ("set_field", "eth_src", mac),
-        ("set_field", "arp_op", ARP_REPLY),
-        ("move", "arp_sha", "arp_tha", 48),
-        ("move", "arp_spa", "arp_tpa", 32),
-        ("set_field", "arp_sha", mac),
-        ("set_field", "arp_spa", ip),
-    )
-
-
 def answer_arp(vlan: int, ip: str, mac: str, c: int) -> Flow:
-    actions = reply_in_place(mac, ip) + (("output", "in_port"),)
-    return Flow("br-int", T.ARP_RESPONDER, t.PRIO_DEFAULT,
-                match(metadata=vlan, eth_type=0x0806, arp_op=ARP_REQUEST, arp_tpa=ip), actions, c)
+    return answers.answer_arp(T.ARP_RESPONDER, t.PRIO_DEFAULT, ip, mac, c, metadata=vlan)
 
 
 def dont_answer_own(ofport: int, ip: str, c: int) -> Flow:
     return Flow("br-int", T.ARP_RESPONDER, PRIO_OWN_ADDRESS,
-                match(eth_type=0x0806, arp_op=ARP_REQUEST, arp_tpa=ip, **{t.REG_IN_PORT: ofport}),
+                answers.arp_request_for(ip, **{t.REG_IN_PORT: ofport}),
                 (("goto", int(T.DHCP)),), c)
 
 

@@ -12,7 +12,7 @@ from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.flows.memo import latest_per, per_object
-from controller.flows.uplink import TUNNEL_TYPES, is_usable, tagged
+from controller.flows.uplink import TUNNEL_TYPES, is_usable, push_local_vlan, tagged
 from controller.flows.world import NetworkInfo, NodeInfo, World
 
 T = t.TunTable
@@ -37,8 +37,8 @@ def compile_br_tun(world: World, node: NodeInfo) -> list[Flow]:
 @latest_per(lambda net, vlan: (net.id, vlan))     # the same object round after round
 def install_from_tunnel(net: NetworkInfo, vlan: int) -> Flow:
     return Flow("br-tun", T.FROM_TUNNEL, t.PRIO_DEFAULT, match(tunnel_id=net.segmentation_id),
-                (("push_vlan", 0x8100), ("set_field", "vlan_vid", tagged(vlan)),
-                 ("output", t.TUN_PATCH_INT_OFPORT)), cookies.cookie("network", net.id))
+                push_local_vlan(vlan) + (("output", t.TUN_PATCH_INT_OFPORT),),
+                cookies.cookie("network", net.id))
 
 
 def install_unicast_to_hosts(world: World, node: NodeInfo, net: NetworkInfo, vlan: int) -> list[Flow]:

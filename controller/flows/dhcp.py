@@ -31,22 +31,19 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-from controller.flows import cookies
+from controller import protocols as proto
+from controller.flows import answers, cookies
 from controller.flows import tables as t
-from controller.flows.arp_responder import ARP_REQUEST, reply_in_place
-from controller.flows.flow import Flow, Meter, match
+from controller.flows.flow import NO_BUFFER, Flow, Meter, match
 from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable
 from controller.flows.world import NodeInfo, PortInfo, World
+from controller.model import owners
 
 T = t.IntTable
-ETH_IP = 0x0800
-ETH_ARP = 0x0806
-DHCP_OWNER = "network:dhcp"
 PRIO_PUNT = t.PRIO_DEFAULT
 PRIO_PORTSEC_DHCP = t.PRIO_DEFAULT + 10    # above port security's per-address flows
 DEFAULT_RATE = 50
-NO_BUFFER = 0xFFFF                         # OFPCML_NO_BUFFER: the whole packet in the packet-in
 
 
 def compile_dhcp(world: World, node: NodeInfo, rate_pps: int | None = None) -> list:
@@ -66,7 +63,7 @@ def compile_dhcp(world: World, node: NodeInfo, rate_pps: int | None = None) -> l
             out.append(answer_ping(vlan, ip, server.mac, cookies.cookie("dhcp", server.id)))
         answers = tuple((ip, server.mac) for ip in servers)
         for p in world.ports_on(node.id):
-            if p.network_id == net.id and p.admin_state_up and not p.device_owner.startswith("network:"):
+            if p.network_id == net.id and p.admin_state_up and not owners.is_infrastructure(p.device_owner):
                 out += punt_dhcp(p, rate, answers)
     return out
 
@@ -81,7 +78,7 @@ def configured_rate() -> int:
 
 
 def dhcp_port(world: World, network_id: str) -> PortInfo | None:
-    ports = [p for p in world.ports_of_network(network_id) if p.device_owner == DHCP_OWNER]
+    ports = [p for p in world.ports_of_network(network_id) if p.device_owner == owners.DHCP]
     return min(ports, key=lambda p: p.id) if ports else None
 
 
@@ -99,15 +96,14 @@ def server_addresses(world: World, server: PortInfo) -> list[str]:
 def punt_dhcp(p: PortInfo, rate: int, servers: tuple) -> list:
     """`servers`: ((DHCP address, DHCP port MAC), ...) of the port's network."""
     c = cookies.cookie("port", p.id)
-    dhcp = dict(eth_type=ETH_IP, ip_proto=17, udp_src=68, udp_dst=67)
+    dhcp = dict(eth_type=proto.ETH_TYPE_IP, ip_proto=proto.IPPROTO_UDP,
+                udp_src=proto.DHCP_CLIENT_PORT, udp_dst=proto.DHCP_SERVER_PORT)
     return [
         Flow("br-int", T.PORT_SECURITY, PRIO_PORTSEC_DHCP,
              match(**{t.REG_IN_PORT: p.ofport}, eth_src=p.mac, **dhcp),
              (("goto", int(T.DHCP)),), c),
-        *(Flow("br-int", T.PORT_SECURITY, PRIO_PORTSEC_DHCP,
-               match(**{t.REG_IN_PORT: p.ofport}, eth_src=p.mac, eth_type=ETH_ARP,
-                     arp_op=ARP_REQUEST, arp_tpa=ip),
-               reply_in_place(mac, ip) + (("output", "in_port"),), c) for ip, mac in servers),
+        *(answers.answer_arp(T.PORT_SECURITY, PRIO_PORTSEC_DHCP, ip, mac, c,
+                             eth_src=p.mac, **{t.REG_IN_PORT: p.ofport}) for ip, mac in servers),
         Flow("br-int", T.DHCP, PRIO_PUNT, match(in_port=p.ofport, **dhcp),
              (("meter", p.ofport), ("controller", NO_BUFFER)), c),
         Meter("br-int", p.ofport, rate, burst=rate),
@@ -116,14 +112,4 @@ def punt_dhcp(p: PortInfo, rate: int, servers: tuple) -> list:
 
 @functools.lru_cache(maxsize=4096)     # by value: the same object round after round
 def answer_ping(vlan: int, ip: str, mac: str, c: int) -> Flow:
-    actions = (
-        ("move", "eth_src", "eth_dst", 48),
-        ("set_field", "eth_src", mac),
-        ("move", "ipv4_src", "ipv4_dst", 32),
-        ("set_field", "ipv4_src", ip),
-        ("set_field", "icmpv4_type", 0),
-        ("output", "in_port"),
-    )
-    return Flow("br-int", T.DHCP, PRIO_PUNT,
-                match(metadata=vlan, eth_type=ETH_IP, ip_proto=1, icmpv4_type=8, ipv4_dst=ip),
-                actions, c)
+    return answers.answer_ping(T.DHCP, PRIO_PUNT, ip, mac, c, metadata=vlan)

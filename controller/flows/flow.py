@@ -1,7 +1,7 @@
 """A flow entry as plain, hashable data.
 
 Flow compilers return lists of `Flow`; only the reconciler turns them into
-OpenFlow messages (controller/flows/ofcodec.py) and sends them. A Flow read back
+OpenFlow messages (controller/openflow/) and sends them. A Flow read back
 from a switch is decoded into the same form, so desired and installed flows
 compare with `==`.
 
@@ -43,6 +43,8 @@ from typing import Any
 Match = tuple[tuple[str, Any], ...]
 Actions = tuple[tuple, ...]
 
+NO_BUFFER = 0xFFFF       # ("controller", NO_BUFFER): the whole packet in the packet-in (OFPCML_NO_BUFFER)
+
 
 def match(**fields: Any) -> Match:
     """match(in_port=3, eth_type=0x0800) -> canonical sorted tuple."""
@@ -57,6 +59,28 @@ def _freeze(v):
     if isinstance(v, tuple):
         return tuple(_freeze(x) for x in v)
     return v
+
+
+def address_match(net):
+    """An ipaddress network as a match value: the address for a host, an
+    (address, mask) pair for a prefix, None (field left out: any address)
+    for a /0."""
+    if net.prefixlen == 0:
+        return None
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return (str(net.network_address), str(net.netmask))
+
+
+def dedupe(flows) -> list:
+    """The flows in order, without later ones of an already seen key (and
+    without Nones, which builders return for "nothing here")."""
+    seen, out = set(), []
+    for f in flows:
+        if f is not None and f.key not in seen:
+            seen.add(f.key)
+            out.append(f)
+    return out
 
 
 def ct(commit: bool = False, zone: int = 0, table: int | None = None, nat: dict | None = None) -> tuple:

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import ipaddress
 
+from controller import protocols as proto
 from controller.flows import cookies
 from controller.flows import tables as t
-from controller.flows.flow import Flow, match
+from controller.flows.flow import Flow, address_match, dedupe, match
 from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import is_usable, push_local_vlan, tagged, uplink_of
 from controller.flows.world import NetworkInfo, NodeInfo, PortInfo, World
 
 T = t.IntTable
 BROADCAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")   # multicast bit: bcast + mcast
-ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
+ETH_IP, ETH_ARP, ETH_IPV6 = proto.ETH_TYPE_IP, proto.ETH_TYPE_ARP, proto.ETH_TYPE_IPV6
 
 
 def compile_l2(world: World, node: NodeInfo) -> list[Flow]:
@@ -75,7 +76,7 @@ def port_security(p: PortInfo) -> list[Flow]:
     flows = []
     for ip, mac in allowed:
         net = ipaddress.ip_network(ip, strict=False)
-        addr = _addr_match(net)
+        addr = address_match(net)
         base = {t.REG_IN_PORT: p.ofport, "eth_src": mac}
         if net.version == 4:
             flows.append(Flow("br-int", T.PORT_SECURITY, t.PRIO_DEFAULT,
@@ -89,13 +90,13 @@ def port_security(p: PortInfo) -> list[Flow]:
     # A client without an address yet: DHCP DISCOVER/REQUEST, ARP probes (RFC 5227),
     # IPv6 link-local (neighbour discovery).
     flows.append(Flow("br-int", T.PORT_SECURITY, t.PRIO_DEFAULT,
-                      match(**base, eth_type=ETH_IP, ipv4_src="0.0.0.0", ip_proto=17,
-                            udp_src=68, udp_dst=67), nxt, c))
+                      match(**base, eth_type=ETH_IP, ipv4_src="0.0.0.0", ip_proto=proto.IPPROTO_UDP,
+                            udp_src=proto.DHCP_CLIENT_PORT, udp_dst=proto.DHCP_SERVER_PORT), nxt, c))
     flows.append(Flow("br-int", T.PORT_SECURITY, t.PRIO_DEFAULT,
                       match(**base, eth_type=ETH_ARP, arp_sha=p.mac, arp_spa="0.0.0.0"), nxt, c))
     flows.append(Flow("br-int", T.PORT_SECURITY, t.PRIO_DEFAULT,
                       match(**base, eth_type=ETH_IPV6, ipv6_src=("fe80::", "ffc0::")), nxt, c))
-    return _dedupe(flows)
+    return dedupe(flows)
 
 
 def deliver_to_port(p: PortInfo, vlan: int) -> list[Flow]:
@@ -166,22 +167,3 @@ def install_flood(node: NodeInfo, net: NetworkInfo, vlan: int, ofports: tuple[in
 
 def _c(p: PortInfo) -> int:
     return cookies.cookie("port", p.id)
-
-
-def _addr_match(net):
-    """An address or (address, mask) in the codec's form; None (field left
-    out: any address) for a /0."""
-    if net.prefixlen == 0:
-        return None
-    if net.prefixlen == net.max_prefixlen:
-        return str(net.network_address)
-    return (str(net.network_address), str(net.netmask))
-
-
-def _dedupe(flows: list[Flow]) -> list[Flow]:
-    seen, out = set(), []
-    for f in flows:
-        if f.key not in seen:
-            seen.add(f.key)
-            out.append(f)
-    return out

@@ -29,7 +29,7 @@ it is never forwarded and controller/apps/l3_arp.py answers ICMP time
 exceeded from R's address on the sender's subnet. The meter (one per node,
 TTL_PUNT_RATE packets/s) keeps a VM sending TTL-1 floods from loading the
 controller; what it drops is dropped. dec_ttl in the routes stays as the
-backstop. (The nw_ttl match is a Nicira field: controller/flows/ofwire.py
+backstop. (The nw_ttl match is a Nicira field: controller/openflow/oxm.py
 puts it after its eth_type prerequisite on the wire, else OVS refuses the
 flow with OFPBMC_BAD_PREREQ.)
 
@@ -47,15 +47,18 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
-from controller.flows import cookies
+from controller import protocols as proto
+from controller.flows import answers, cookies
 from controller.flows import tables as t
-from controller.flows.flow import Flow, Meter, match
+from controller.flows.flow import NO_BUFFER, Flow, Meter, address_match, dedupe, match
 from controller.flows.uplink import PHYSICAL_TYPES, TUNNEL_TYPES, is_usable, tagged, uplink_of
 from controller.flows.world import NodeInfo, PortInfo, RouterInfo, RouterInterface, World
+from controller.model import owners
 
 T = t.IntTable
-ETH_IP = 0x0800
+ETH_IP = proto.ETH_TYPE_IP
 PRIO_PORT = 200          # a host route to a known port
+PRIO_PING = 200          # L3: echo replies from router addresses
 PRIO_SUBNET = 100        # + prefix length: longest prefix first
 PRIO_DEFAULT_ROUTE = 1
 PRIO_CLASSIFY_ROUTER = t.PRIO_DEFAULT + 10   # above L2's classify of the uplink
@@ -64,7 +67,6 @@ PRIO_TTL = 300           # above every route: expiring packets are never routed
 # (< 0xff00), so an id above that range never meets one.
 TTL_METER_ID = 0x10000
 TTL_PUNT_RATE = 20       # packets/s to the controller, per node
-NO_BUFFER = 0xFFFF       # OFPCML_NO_BUFFER: the whole packet
 
 
 def compile_l3(world: World, node: NodeInfo) -> list[Flow]:
@@ -95,7 +97,8 @@ def route_on_node(world: World, node: NodeInfo, r: RouterInfo) -> list[Flow]:
         out.append(Flow("br-int", T.L3, t.PRIO_DEFAULT,
                         match(metadata=vlan, eth_dst=i.mac, eth_type=ETH_IP),
                         (("set_field", t.REG_ROUTER, zone), ("goto", int(T.L3_ROUTE))), c))
-        out += [answer_ping(vlan, j.ip, i.mac, c) for j in r.interfaces]
+        out += [answers.answer_ping(T.L3, PRIO_PING, j.ip, i.mac, c, metadata=vlan)
+                for j in r.interfaces]
         out.append(drop_unknown_in_subnet(zone, i.cidr, c))
         out += routes_to_ports(world, node, r, i, zone, c)
         if host == node.id:
@@ -110,7 +113,7 @@ def route_on_node(world: World, node: NodeInfo, r: RouterInfo) -> list[Flow]:
             out += tunnel_router_mac_to_host(world, node, i, host, c)
     out += extra_routes(world, node, r, ifaces, zone, c)
     out += punt_expiring(zone, c)
-    return _dedupe(out)
+    return dedupe(out)
 
 
 def punt_expiring(zone: int, c: int) -> list[Flow]:
@@ -137,7 +140,7 @@ def routes_to_ports(world: World, node: NodeInfo, r: RouterInfo, i: RouterInterf
     subnet = ipaddress.ip_network(i.cidr)
     out = []
     for p in world.ports_of_network(i.network_id):
-        if not p.admin_state_up or p.device_owner.startswith("network:"):
+        if not p.admin_state_up or owners.is_infrastructure(p.device_owner):
             continue
         for ip, mac in _addresses(p):
             if ipaddress.ip_address(ip) in subnet:
@@ -174,7 +177,7 @@ def host_router_mac(node: NodeInfo) -> str:
 def drop_unknown_in_subnet(zone: int, cidr: str, c: int) -> Flow:
     net = ipaddress.ip_network(cidr)
     return Flow("br-int", T.L3_ROUTE, PRIO_SUBNET + net.prefixlen,
-                match(**{t.REG_ROUTER: zone}, eth_type=ETH_IP, ipv4_dst=_prefix(net)), (), c)
+                match(**{t.REG_ROUTER: zone}, eth_type=ETH_IP, ipv4_dst=address_match(net)), (), c)
 
 
 def extra_routes(world: World, node: NodeInfo, r: RouterInfo, ifaces: list[RouterInterface],
@@ -193,7 +196,7 @@ def extra_routes(world: World, node: NodeInfo, r: RouterInfo, ifaces: list[Route
             port = _port_with_ip(world, i.network_id, nexthop) if hop in ipaddress.ip_network(i.cidr) else None
             if port is not None:
                 out.append(Flow("br-int", T.L3_ROUTE, PRIO_SUBNET + net.prefixlen,
-                                match(**{t.REG_ROUTER: zone}, eth_type=ETH_IP, ipv4_dst=_prefix(net)),
+                                match(**{t.REG_ROUTER: zone}, eth_type=ETH_IP, ipv4_dst=address_match(net)),
                                 deliver_routed(world, node, r, i, port.mac), c))
                 break
     return out
@@ -248,21 +251,6 @@ def enter_from_uplink(world: World, node: NodeInfo, network_id: str, c: int, **e
 
 # --- small helpers ------------------------------------------------------------------
 
-def answer_ping(vlan: int, ip: str, mac: str, c: int, table: int = T.L3,
-                out: tuple = (("output", "in_port"),)) -> Flow:
-    """ICMP echo request to a router address -> echo reply in place."""
-    actions = (
-        ("move", "eth_src", "eth_dst", 48),
-        ("set_field", "eth_src", mac),
-        ("move", "ipv4_src", "ipv4_dst", 32),
-        ("set_field", "ipv4_src", ip),
-        ("set_field", "icmpv4_type", 0),
-    ) + out
-    return Flow("br-int", table, PRIO_PORT,
-                match(metadata=vlan, eth_type=ETH_IP, ip_proto=1, icmpv4_type=8, ipv4_dst=ip),
-                actions, c)
-
-
 def _addresses(p: PortInfo) -> list[tuple[str, str]]:
     """(IPv4 host address, MAC) of a port: fixed IPs and single-address pairs."""
     out = [(ip, p.mac) for _s, ip in p.fixed_ips if ipaddress.ip_address(ip).version == 4]
@@ -278,18 +266,3 @@ def _port_with_ip(world: World, network_id: str, ip: str) -> PortInfo | None:
         if p.admin_state_up and any(a == ip for _s, a in p.fixed_ips):
             return p
     return None
-
-
-def _prefix(net):
-    if net.prefixlen == net.max_prefixlen:
-        return str(net.network_address)
-    return (str(net.network_address), str(net.netmask))
-
-
-def _dedupe(flows) -> list[Flow]:
-    seen, out = set(), []
-    for f in flows:
-        if f is not None and f.key not in seen:
-            seen.add(f.key)
-            out.append(f)
-    return out

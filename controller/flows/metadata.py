@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import functools
 
-from controller.flows import cookies
-from controller.flows.arp_responder import reply_in_place
+from controller import protocols as proto
+from controller.flows import answers, cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.flows.memo import per_object
@@ -50,8 +50,6 @@ METADATA_IP = "169.254.169.254"
 METADATA_PORT = 80
 METADATA_MAC = "fe:a9:fe:a9:fe:fe"     # answers ARP for 169.254.169.254
 SOURCE_MAC_PREFIX = "fe:64"            # + 4 bytes of the port's index: M(port)
-ETH_IP, ETH_ARP, TCP = 0x0800, 0x0806, 6
-ARP_REQUEST = 1
 
 
 def compile_metadata(world: World, node: NodeInfo,
@@ -78,9 +76,7 @@ def node_flows(node_id: str) -> tuple[Flow, ...]:
         Flow("br-int", T.CLASSIFY, t.PRIO_DEFAULT, match(in_port=UPLINK),
              (("goto", int(T.METADATA)),), c),
         Flow("br-int", T.METADATA, 1, match(in_port=UPLINK), (), c),
-        Flow("br-int", T.METADATA, t.PRIO_DEFAULT,
-             match(eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=METADATA_IP),
-             arp_reply(METADATA_MAC, METADATA_IP), c),
+        answers.answer_arp(T.METADATA, t.PRIO_DEFAULT, METADATA_IP, METADATA_MAC, c),
     )
 
 
@@ -96,7 +92,7 @@ def redirect_port(p: PortInfo, index: int, s: MetadataSettings) -> list[Flow]:
     fixed_ip = primary_ipv4(ip for _s, ip in p.fixed_ips)
     src_ip, src_mac = address_of(index, s.source_range), source_mac(index)
     request = Flow("br-int", T.METADATA, t.PRIO_DEFAULT,
-                   match(**{t.REG_IN_PORT: p.ofport}, eth_type=ETH_IP, ip_proto=TCP,
+                   match(**{t.REG_IN_PORT: p.ofport}, eth_type=proto.ETH_TYPE_IP, ip_proto=proto.IPPROTO_TCP,
                          ipv4_src=fixed_ip, ipv4_dst=METADATA_IP, tcp_dst=METADATA_PORT),
                    (("set_field", "eth_src", src_mac),
                     ("set_field", "eth_dst", s.proxy_mac),
@@ -105,7 +101,7 @@ def redirect_port(p: PortInfo, index: int, s: MetadataSettings) -> list[Flow]:
                     ("set_field", "tcp_dst", s.proxy_port),
                     ("output", UPLINK)), c)
     reply = Flow("br-int", T.METADATA, t.PRIO_DEFAULT,
-                 match(in_port=UPLINK, eth_type=ETH_IP, ip_proto=TCP, ipv4_src=s.proxy_ip,
+                 match(in_port=UPLINK, eth_type=proto.ETH_TYPE_IP, ip_proto=proto.IPPROTO_TCP, ipv4_src=s.proxy_ip,
                        tcp_src=s.proxy_port, ipv4_dst=src_ip),
                  (("set_field", "eth_src", METADATA_MAC),
                   ("set_field", "eth_dst", p.mac),
@@ -113,12 +109,5 @@ def redirect_port(p: PortInfo, index: int, s: MetadataSettings) -> list[Flow]:
                   ("set_field", "ipv4_dst", fixed_ip),
                   ("set_field", "tcp_src", METADATA_PORT),
                   ("output", p.ofport)), c)
-    arp = Flow("br-int", T.METADATA, t.PRIO_DEFAULT,
-               match(in_port=UPLINK, eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=src_ip),
-               arp_reply(src_mac, src_ip), c)
+    arp = answers.answer_arp(T.METADATA, t.PRIO_DEFAULT, src_ip, src_mac, c, in_port=UPLINK)
     return [request, reply, arp]
-
-
-def arp_reply(mac: str, ip: str) -> tuple:
-    """Answer an ARP request for `ip` with `ip is-at mac` out of in_port."""
-    return reply_in_place(mac, ip) + (("output", "in_port"),)

@@ -32,17 +32,15 @@ controller); until it is known they are not compiled and such traffic drops.
 """
 from __future__ import annotations
 
-from controller.flows import cookies
-from controller.flows.arp_responder import reply_in_place
+from controller import protocols as proto
+from controller.flows import answers, cookies
 from controller.flows import tables as t
-from controller.flows.flow import Flow, ct, match
-from controller.flows.l3 import ETH_IP, answer_ping, enter_from_uplink, local_interfaces
+from controller.flows.flow import NO_BUFFER, Flow, ct, dedupe, match
+from controller.flows.l3 import ETH_IP, PRIO_PING, enter_from_uplink, local_interfaces
 from controller.flows.uplink import is_usable, push_local_vlan, uplink_of
 from controller.flows.world import FloatingIPInfo, NodeInfo, RouterInfo, World
 
 T = t.IntTable
-ETH_ARP = 0x0806
-ARP_REQUEST, ARP_REPLY = 1, 2
 NAT_SRC = 1                   # NX_NAT_F_SRC (os-ken does not export it)
 PRIO_FIP = 200
 PRIO_SNAT = t.PRIO_DEFAULT
@@ -56,7 +54,7 @@ def compile_nat(world: World, node: NodeInfo) -> list[Flow]:
     for r in sorted(world.routers.values(), key=lambda r: r.id):
         if r.admin_state_up and world.router_host(r.id) == node.id and _external_ready(world, node, r):
             out += nat_for_router(world, node, r)
-    return _dedupe(out)
+    return dedupe(out)
 
 
 def _external_ready(world: World, node: NodeInfo, r: RouterInfo) -> bool:
@@ -74,7 +72,7 @@ def nat_for_router(world: World, node: NodeInfo, r: RouterInfo) -> list[Flow]:
     out = [
         enter_from_uplink(world, node, gw.network_id, cookies.cookie("network", gw.network_id)),
         answer_arp(vlan_e, gw.ip, gw.mac, c),
-        answer_ping(vlan_e, gw.ip, gw.mac, c, out=reply_out),
+        answers.answer_ping(T.L3, PRIO_PING, gw.ip, gw.mac, c, out=reply_out, metadata=vlan_e),
         Flow("br-int", T.NAT, PRIO_NOWHERE, match(**{t.REG_ROUTER: zone}), (), c),
     ]
     if gw.nexthop:
@@ -136,21 +134,11 @@ def to_external(world: World, node: NodeInfo, r: RouterInfo, ext_mac: str) -> tu
 def answer_arp(vlan: int, ip: str, mac: str, c: int) -> Flow:
     """ARP request from the external network -> reply out of its ingress
     port (the patch to br-ex, which wants the local VLAN)."""
-    actions = reply_in_place(mac, ip) + push_local_vlan(vlan) + (("output", "in_port"),)
-    return Flow("br-int", T.L3, t.PRIO_DEFAULT,
-                match(metadata=vlan, eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=ip), actions, c)
+    return answers.answer_arp(T.L3, t.PRIO_DEFAULT, ip, mac, c,
+                              out=push_local_vlan(vlan) + answers.BACK_OUT, metadata=vlan)
 
 
 def learn_gateway_mac(vlan: int, gw_ip: str, c: int) -> Flow:
     return Flow("br-int", T.L3, t.PRIO_DEFAULT,
-                match(metadata=vlan, eth_type=ETH_ARP, arp_op=ARP_REPLY, arp_tpa=gw_ip),
-                (("controller", 0xFFFF),), c)
-
-
-def _dedupe(flows) -> list[Flow]:
-    seen, out = set(), []
-    for f in flows:
-        if f is not None and f.key not in seen:
-            seen.add(f.key)
-            out.append(f)
-    return out
+                match(metadata=vlan, eth_type=proto.ETH_TYPE_ARP, arp_op=proto.ARP_REPLY, arp_tpa=gw_ip),
+                (("controller", NO_BUFFER),), c)

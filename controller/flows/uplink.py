@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from controller.flows import tables as t
 from controller.flows.world import NetworkInfo, NodeInfo
+from controller.protocols import ETH_TYPE_8021Q
 
 TUNNEL_TYPES = ("gre", "vxlan", "geneve")
 PHYSICAL_TYPES = ("flat", "vlan")
@@ -39,7 +40,7 @@ def tagged(vlan: int) -> int:
 
 
 def push_local_vlan(vlan: int) -> tuple:
-    return (("push_vlan", 0x8100), ("set_field", "vlan_vid", tagged(vlan)))
+    return (("push_vlan", ETH_TYPE_8021Q), ("set_field", "vlan_vid", tagged(vlan)))
 
 
 def is_usable(net: NetworkInfo | None) -> bool:

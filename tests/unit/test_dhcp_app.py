@@ -168,9 +168,9 @@ class FakeDatapath:
     def send(self, buf: bytes):
         """Raw bytes (the DHCP reply's packet-out), recorded like os-ken's message."""
         from types import SimpleNamespace
-        from controller.flows import ofwire
-        port, data = int.from_bytes(buf[28:32], "big"), buf[ofwire._PACKET_OUT.size:]
-        assert buf == ofwire.packet_out_bytes(port, data)       # one output action, nothing else
+        from controller.openflow import wire
+        port, data = int.from_bytes(buf[28:32], "big"), buf[wire._PACKET_OUT.size:]
+        assert buf == wire.packet_out_bytes(port, data)       # one output action, nothing else
         self.sent.append(SimpleNamespace(in_port=int.from_bytes(buf[12:16], "big"),
                                          actions=[SimpleNamespace(port=port)], data=data))
 

@@ -7,7 +7,7 @@ import types
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.flows import ofcodec, ofwire
+from controller.openflow import osken_patches, oxm, reference, wire
 from controller.flows.flow import Flow, Meter, ct, match
 from tests.unit.fakeoftable import compile_all, make_world
 from tests.unit import test_flows_l2 as l2
@@ -16,14 +16,14 @@ DP = types.SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1)
 
 
 def round_trip(f: Flow) -> Flow:
-    msg = ofcodec.flow_mod(DP, f)
+    msg = reference.flow_mod(DP, f)
     msg.set_xid(1)
     msg.serialize()
     back = parser.OFPFlowMod.parser(DP, ofp.OFP_VERSION, ofp.OFPT_FLOW_MOD, len(msg.buf), 1, bytes(msg.buf))
     st = types.SimpleNamespace(table_id=back.table_id, priority=back.priority, match=back.match,
                                instructions=back.instructions, cookie=back.cookie,
                                idle_timeout=back.idle_timeout)
-    return ofcodec.decode_flow_stats(f.bridge, st)
+    return wire.decode_flow_stats(f.bridge, st)
 
 
 def test_every_compiled_flow_round_trips():
@@ -44,7 +44,7 @@ LATER_CONCERNS = [
     Flow("br-int", 40, 100, match(metadata=3, eth_dst="fa:16:3e:aa:bb:cc", eth_type=0x0800,
                                   ipv4_dst=("10.0.1.0", "255.255.255.0")),
          (("set_field", "eth_src", "fa:16:3e:aa:bb:cc"), ("dec_ttl",),
-          ("write_metadata", 4, ofcodec.ALL_ONES), ("goto", 45)), 0x05000000000000aa),
+          ("write_metadata", 4, reference.ALL_ONES), ("goto", 45)), 0x05000000000000aa),
     Flow("br-int", 45, 100, match(eth_type=0x0800, ct_state=(0x22, 0x22)),
          (ct(commit=True, zone=9, table=50, nat={"flags": 1, "ipv4_min": "192.0.2.10",
                                                   "ipv4_max": "192.0.2.10"}),), 0x0600000000000001),
@@ -62,29 +62,29 @@ def test_later_concerns_actions_round_trip():
 
 def test_delete_is_strict_and_limited_to_the_cookie():
     f = Flow("br-int", 50, 100, match(metadata=1, eth_dst="fa:16:3e:00:00:01"), (), 0x0311)
-    m = ofcodec.flow_mod(DP, f, ofcodec.DELETE)
+    m = reference.flow_mod(DP, f, reference.DELETE)
     assert m.command == ofp.OFPFC_DELETE_STRICT
-    assert (m.cookie, m.cookie_mask) == (0x0311, ofcodec.ALL_ONES)
+    assert (m.cookie, m.cookie_mask) == (0x0311, reference.ALL_ONES)
 
 
 def test_meter_mod():
-    m = ofcodec.meter_mod(DP, Meter("br-int", 3, 50, 10))
+    m = reference.meter_mod(DP, Meter("br-int", 3, 50, 10))
     m.set_xid(1)
     m.serialize()
     assert m.bands[0].rate == 50 and m.flags & ofp.OFPMF_PKTPS
 
 
 def test_match_bytes_equal_os_kens_own_encoding():
-    """ofwire writes exactly what OFPMatch would (field order: prerequisites
+    """wire.py writes exactly what OFPMatch would (field order: prerequisites
     first, or OVS refuses the flow with BAD_PREREQ)."""
     m = match(reg5=5, eth_src="fa:16:3e:00:00:01", eth_type=0x0806, arp_sha="fa:16:3e:00:00:01",
               arp_spa=("10.1.0.0", "255.255.255.0"), metadata=3)
     b = bytearray()
     parser.OFPMatch(**dict(m)).serialize(b, 0)
-    assert ofwire.match_bytes(m) == bytes(b)
+    assert oxm.match_bytes(m) == bytes(b)
 
 
-# --- ofwire: our bytes == os-ken's bytes, decode(encode(f)) == f ----------------------
+# --- wire.py: our bytes == os-ken's bytes, decode(encode(f)) == f ----------------------
 
 def every_flow_shape() -> list[Flow]:
     """The flows every compiler produces on small but complete worlds (L2 in
@@ -133,27 +133,27 @@ def test_enough_shapes_are_checked():
 
 def test_flow_mod_bytes_equal_os_kens_encoding_for_every_flow_shape():
     for i, f in enumerate(every_flow_shape()):
-        for cmd in (ofcodec.ADD, ofcodec.MODIFY, ofcodec.DELETE):
+        for cmd in (reference.ADD, reference.MODIFY, reference.DELETE):
             xid = 1000 + i
-            assert ofwire.flow_mod_bytes(f, cmd, xid) == _os_ken_bytes(ofcodec.flow_mod(DP, f, cmd), xid), \
+            assert wire.flow_mod_bytes(f, cmd, xid) == _os_ken_bytes(reference.flow_mod(DP, f, cmd), xid), \
                 (cmd, str(f))
 
 
 def test_bundle_messages_equal_os_kens_encoding():
     flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
     for i, f in enumerate(every_flow_shape()[:40]):
-        want = _os_ken_bytes(parser.ONFBundleAddMsg(DP, 7, flags, ofcodec.flow_mod(DP, f), []), 50 + i)
-        assert ofwire.bundle_add_bytes(f, ofcodec.ADD, 50 + i, 7, flags) == want, str(f)
+        want = _os_ken_bytes(parser.ONFBundleAddMsg(DP, 7, flags, reference.flow_mod(DP, f), []), 50 + i)
+        assert wire.bundle_add_bytes(f, reference.ADD, 50 + i, 7, flags) == want, str(f)
     for ctrl in (ofp.ONF_BCT_OPEN_REQUEST, ofp.ONF_BCT_COMMIT_REQUEST, ofp.ONF_BCT_DISCARD_REQUEST):
         want = _os_ken_bytes(parser.ONFBundleCtrlMsg(DP, 7, ctrl, flags, []), 9)
-        assert ofwire.bundle_ctrl_bytes(7, ctrl, flags, 9) == want
-    assert ofwire.barrier_bytes(5) == _os_ken_bytes(parser.OFPBarrierRequest(DP), 5)
+        assert wire.bundle_ctrl_bytes(7, ctrl, flags, 9) == want
+    assert wire.barrier_bytes(5) == _os_ken_bytes(parser.OFPBarrierRequest(DP), 5)
 
 
 def stats_entry(f: Flow, packets=7, nbytes=700) -> bytes:
     """What a switch would report for `f`: ofp_flow_stats with the flow_mod's
     match and instructions."""
-    fm = ofwire.flow_mod_bytes(f, ofcodec.ADD, 1)
+    fm = wire.flow_mod_bytes(f, reference.ADD, 1)
     tail = fm[48:]
     return struct.pack("!HBxIIHHHH4xQQQ", 48 + len(tail), f.table, 3, 500, f.priority, f.idle_timeout,
                        0, 0, f.cookie, packets, nbytes) + tail
@@ -162,8 +162,8 @@ def stats_entry(f: Flow, packets=7, nbytes=700) -> bytes:
 def test_raw_decode_equals_os_ken_decode_and_the_original_flow():
     for f in every_flow_shape():
         raw = stats_entry(f)
-        ours = ofwire.decode_flow_stats_entry(f.bridge, raw)
-        theirs = ofcodec.decode_flow_stats_os_ken(f.bridge, parser.OFPFlowStats.parser(raw, 0))
+        ours = wire.decode_flow_stats_entry(f.bridge, raw)
+        theirs = reference.decode_flow_stats_os_ken(f.bridge, parser.OFPFlowStats.parser(raw, 0))
         assert ours == theirs == f, str(f)
         assert ours.idle_timeout == f.idle_timeout
 
@@ -173,18 +173,18 @@ def test_ipv6_matches_are_read_back_without_os_kens_parser(monkeypatch):
     parser, the fallback, cost a third of a 10,000-flow read-back."""
     def fallback(*_a):
         raise AssertionError("os-ken fallback used")
-    monkeypatch.setattr(ofcodec, "decode_flow_stats_os_ken", fallback)
+    monkeypatch.setattr(reference, "decode_flow_stats_os_ken", fallback)
     for ip in ("fe80::f816:3eff:fe00:1", ("fe80::", "ffc0::"), "2001:db8::10"):
         f = Flow("br-int", 10, 100, match(reg5=5, eth_src="fa:16:3e:00:00:01", eth_type=0x86dd, ipv6_src=ip),
                  (("goto", 20),), 0x0300000000000002)
-        assert ofwire.decode_flow_stats_entry(f.bridge, stats_entry(f)) == f
+        assert wire.decode_flow_stats_entry(f.bridge, stats_entry(f)) == f
 
 
 def test_flow_stats_reply_kept_as_bytes_and_parsed_on_demand():
     """With install_raw_flow_stats os-ken keeps each entry's bytes; the
-    reconciler decodes them with ofwire, other readers (the console) still
+    reconciler decodes them with wire.py, other readers (the console) still
     see OFPFlowStats attributes."""
-    ofwire.install_raw_flow_stats()
+    osken_patches.raw_flow_stats()
     flows = every_flow_shape()[:20]
     body = b"".join(stats_entry(f, packets=i) for i, f in enumerate(flows))
     head = struct.pack("!BBHIHH4x", ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, 16 + len(body), 77,
@@ -193,9 +193,9 @@ def test_flow_stats_reply_kept_as_bytes_and_parsed_on_demand():
                             bytearray(head + body))
     assert isinstance(msg, parser.OFPFlowStatsReply) and len(msg.body) == len(flows)
     for i, (st, f) in enumerate(zip(msg.body, flows)):
-        assert isinstance(st, ofwire.RawFlowStats)
+        assert isinstance(st, wire.RawFlowStats)
         assert st.cookie == f.cookie
-        assert ofcodec.decode_flow_stats(f.bridge, st) == f
+        assert wire.decode_flow_stats(f.bridge, st) == f
         assert (st.packet_count, st.byte_count, st.duration_sec, st.table_id) == (i, 700, 3, f.table)
         assert dict(st.match.items()) == dict(parser.OFPMatch(**dict(f.match)).items())
 
@@ -204,9 +204,9 @@ def test_packet_out_bytes_are_os_kens():
     data = bytes(range(60))
     msg = parser.OFPPacketOut(DP, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
                               actions=[parser.OFPActionOutput(7, 0)], data=data)
-    msg.set_xid(ofwire.PACKET_OUT_XID)
+    msg.set_xid(wire.PACKET_OUT_XID)
     msg.serialize()
-    assert ofwire.packet_out_bytes(7, data) == bytes(msg.buf)
+    assert wire.packet_out_bytes(7, data) == bytes(msg.buf)
 
 
 def _packet_in_bytes(match_bytes: bytes, data: bytes, total_len=None) -> bytes:
@@ -227,9 +227,9 @@ def test_lean_packet_in_reads_what_os_ken_reads():
                               ({"in_port": 5, "reg5": 1, "metadata": 7, "tunnel_id": 9}, None),
                               ({"in_port": 3, "eth_dst": "fa:16:3e:00:00:01"}, 100)):   # truncated to total_len
         raw = _packet_in_bytes(_ofp_match(**fields), data, total_len)
-        ours = ofwire.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
+        ours = wire.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
         ref = parser.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
-        assert type(ours) is ofwire.OFPPacketIn and type(ours).__name__ == "OFPPacketIn"
+        assert type(ours) is wire.OFPPacketIn and type(ours).__name__ == "OFPPacketIn"
         for attr in ("buffer_id", "total_len", "reason", "table_id", "cookie", "xid"):
             assert getattr(ours, attr) == getattr(ref, attr), attr
         assert bytes(ours.data) == bytes(ref.data)
@@ -239,5 +239,5 @@ def test_lean_packet_in_reads_what_os_ken_reads():
 
 def test_lean_packet_in_falls_back_to_os_ken_for_a_field_it_does_not_decode():
     raw = _packet_in_bytes(_ofp_match(in_port=5, tun_ipv4_src="192.0.2.1"), b"\x01" * 20)
-    msg = ofwire.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
+    msg = wire.OFPPacketIn.parser(DP, ofp.OFP_VERSION, ofp.OFPT_PACKET_IN, len(raw), 9, bytearray(raw))
     assert msg.match.get("in_port") == 5 and bytes(msg.data) == b"\x01" * 20

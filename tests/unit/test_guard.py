@@ -8,6 +8,7 @@ from os_ken.controller.handler import set_ev_cls
 from os_ken.lib import hub
 
 from controller.apps import guard
+from controller.openflow import osken_patches
 
 
 class Poke(event.EventBase):
@@ -43,7 +44,7 @@ def run(app_cls, install):
     original = hub.TaskExit
     try:
         if install:
-            guard.install()
+            osken_patches.keep_apps_alive_on_errors()
         app = app_cls()
         app_manager.register_app(app)
         app.start()

@@ -189,7 +189,7 @@ def test_ttl_punt_flow_is_metered_and_accepted_by_ovs():
     the Nicira nw_ttl field (OVS refuses the reverse: OFPBMC_BAD_PREREQ)."""
     import struct
 
-    from controller.flows import ofcodec, ofwire
+    from controller.openflow import oxm, reference
     from controller.flows.flow import Meter
     from controller.flows.l3 import PRIO_TTL, TTL_METER_ID, compile_l3
     from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -202,7 +202,7 @@ def test_ttl_punt_flow_is_metered_and_accepted_by_ovs():
     assert all(f.actions[0] == ("meter", TTL_METER_ID) and f.actions[1][0] == "controller"
                for f in punts)
     assert [m.meter_id for m in items if isinstance(m, Meter)] == [TTL_METER_ID]
-    wire = ofwire.match_bytes(punts[0].match)
+    wire = oxm.match_bytes(punts[0].match)
     order, off = [], 4
     while off < struct.unpack_from("!H", wire, 2)[0]:
         (header,) = struct.unpack_from("!I", wire, off)
@@ -212,7 +212,7 @@ def test_ttl_punt_flow_is_metered_and_accepted_by_ovs():
     nw_ttl = ofp.oxm_from_user_header("nw_ttl")
     assert order.index(eth_type) < order.index(nw_ttl)
     b = bytearray()
-    ofcodec.os_ken_match(punts[0].match).serialize(b, 0)
+    reference.os_ken_match(punts[0].match).serialize(b, 0)
     assert bytes(b) == wire
     # No router here, no punt and no meter.
     assert not [x for x in compile_l3(Topo(admin_up=False).world, H1) if isinstance(x, Meter)]

@@ -14,8 +14,8 @@ from controller.api.registry import Extension
 from controller.api.resource import (Handler, Resource, bump, project_dict, select_by_ids,
                                       standard_dict)
 from controller.db import models
+from controller.model.owners import DHCP as DHCP_OWNER
 
-DHCP_OWNER = "network:dhcp"
 # Ports deleted together with their network (neutron's AUTO_DELETE_PORT_OWNERS).
 AUTO_DELETE_OWNERS = (DHCP_OWNER, "network:distributed", "network:floatingip_agent_gateway")
 

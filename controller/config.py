@@ -30,6 +30,16 @@ def _list(v: str | list) -> list[str]:
     return [x.strip() for x in str(v).split(",") if x.strip()]
 
 
+AUTH_STRATEGIES = ("keystone", "noauth")
+
+
+def _strategy(v: str) -> str:
+    s = str(v).strip().lower()
+    if s not in AUTH_STRATEGIES:
+        raise ValueError(f"{v!r} is not one of {', '.join(AUTH_STRATEGIES)}")
+    return s
+
+
 @dataclass(frozen=True)
 class Opt:
     section: str
@@ -51,7 +61,9 @@ OPTS: list[Opt] = [
     Opt("DEFAULT", "bind_host", "0.0.0.0", "Address the REST API listens on."),
     Opt("DEFAULT", "bind_port", 9696, "Port of the REST API (Quantum's 9696).", int),
     Opt("DEFAULT", "auth_strategy", "noauth",
-        "noauth (project/user/roles from X-Project-Id, X-User-Id, X-Roles) or keystone.", str),
+        "keystone (tokens validated by keystonemiddleware, [keystone_authtoken]) or noauth "
+        "(development only: project/user/roles from X-Project-Id, X-User-Id, X-Roles).",
+        _strategy),
     Opt("DEFAULT", "base_mac", "fa:16:3e:00:00:00", "Base of generated MAC addresses."),
     Opt("DEFAULT", "global_physnet_mtu", 1500, "MTU of the physical network underneath.", int),
     Opt("DEFAULT", "max_body_size", 1048576, "Largest accepted request body in bytes (413 above).", int),
@@ -63,6 +75,41 @@ OPTS: list[Opt] = [
     Opt("DEFAULT", "policy_file", "", "JSON policy file overriding the default rules."),
     Opt("DEFAULT", "debug", False, "Log at DEBUG level.", _bool),
     Opt("DEFAULT", "log_file", "", "Log to this file instead of stderr."),
+    # [keystone_authtoken]: keystonemiddleware's auth_token (auth_strategy = keystone)
+    Opt("keystone_authtoken", "www_authenticate_uri", "",
+        "Keystone's public URL, told to clients in WWW-Authenticate and used by the "
+        "console's login (empty: auth_url).", flag="keystone-www-authenticate-uri"),
+    Opt("keystone_authtoken", "auth_url", "",
+        "Keystone URL the controller's service user authenticates at "
+        "(e.g. http://keystone:5000/v3).", flag="keystone-auth-url"),
+    Opt("keystone_authtoken", "auth_type", "password",
+        "keystoneauth plugin of the service user.", flag="keystone-auth-type"),
+    Opt("keystone_authtoken", "username", "",
+        "Service user that validates tokens (needs the service or admin role).",
+        flag="keystone-username"),
+    Opt("keystone_authtoken", "password", "", "Its password.", flag="keystone-password"),
+    Opt("keystone_authtoken", "project_name", "service", "Its project.",
+        flag="keystone-project-name"),
+    Opt("keystone_authtoken", "user_domain_name", "Default", "Its user's domain.",
+        flag="keystone-user-domain-name"),
+    Opt("keystone_authtoken", "project_domain_name", "Default", "Its project's domain.",
+        flag="keystone-project-domain-name"),
+    Opt("keystone_authtoken", "region_name", "", "Region of the identity endpoint.",
+        flag="keystone-region-name"),
+    Opt("keystone_authtoken", "interface", "internal",
+        "Catalog interface of the identity endpoint used to validate tokens.",
+        flag="keystone-interface"),
+    Opt("keystone_authtoken", "memcached_servers", "",
+        "host:port list of memcached servers caching validated tokens (several "
+        "controllers share it); empty: a cache in the controller's memory.", _list,
+        flag="keystone-memcached-servers"),
+    Opt("keystone_authtoken", "token_cache_time", 300,
+        "Seconds a validated token is cached (a token revoked meanwhile is still "
+        "accepted for up to this long); -1: no caching.", int, flag="keystone-token-cache-time"),
+    Opt("keystone_authtoken", "cafile", "", "CA bundle to verify Keystone's HTTPS certificate.",
+        flag="keystone-cafile"),
+    Opt("keystone_authtoken", "insecure", False, "Do not verify Keystone's HTTPS certificate.",
+        _bool, flag="keystone-insecure"),
     # [database]
     Opt("database", "connection", "",
         "SQLAlchemy URL; empty means sqlite:///<state_dir>/quantum.db. "

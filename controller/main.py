@@ -72,6 +72,16 @@ class ApiServer:
         LOG.info("policy rules reloaded%s", f" from {path}" if path else " (defaults)")
 
 
+def log_auth_strategy(cfg) -> None:
+    if cfg.get("DEFAULT.auth_strategy") == "keystone":
+        LOG.info("auth_strategy = keystone: API tokens validated by Keystone at %s as %s",
+                 cfg.get("keystone_authtoken.auth_url"), cfg.get("keystone_authtoken.username"))
+    else:
+        LOG.warning("auth_strategy = noauth: the API and the console are UNAUTHENTICATED; any "
+                    "caller can claim any project and the admin role (X-Project-Id, X-Roles). "
+                    "For development only; production uses auth_strategy = keystone")
+
+
 def start_metadata_proxy(rt: Runtime):
     """The metadata proxy (controller/proxy), when [metadata] listen_host is set."""
     host = rt.cfg.get("metadata.listen_host")
@@ -130,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("cannot open the database: %s", e)
         return 1
     tune_garbage_collection()
-    api = ApiServer(rt)
+    log_auth_strategy(cfg)
+    try:
+        api = ApiServer(rt)
+    except ValueError as e:          # e.g. auth_strategy = keystone without its options
+        LOG.error("cannot start the API: %s", e)
+        return 2
     api.start()
     metadata_proxy = start_metadata_proxy(rt)
 

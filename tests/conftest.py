@@ -3,6 +3,8 @@
 - `controller`: a real quantum-controller process on SQLite (fresh per test).
 - `controller_factory`: start more (other DB URLs, args); all stopped at the end.
 - `postgres`: one private PostgreSQL cluster for the session; `postgres.new_database()`.
+- `keystone`: one real Keystone for the session, seeded with two projects and
+  their users, a service user and an admin (tests/support/keystone.py).
 
 At session start every executable the suite runs must exist (tests/support/tools.py).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.controller import ControllerProcess
+from tests.support.keystone import KeystoneServer, seed
 from tests.support.postgres import PostgresCluster
 from tests.support.tools import missing_executables
 
@@ -48,3 +51,12 @@ def postgres():
     cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def keystone():
+    server = KeystoneServer().start()
+    try:
+        yield seed(server)
+    finally:
+        server.stop()

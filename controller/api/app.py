@@ -31,6 +31,9 @@ def create_app(runtime) -> Flask:
     app = Flask("quantum-controller")
     api = Api(runtime)
     app.extensions["quantum_api"] = api
+    if api.keystone:
+        from controller.api.keystone import Keystone
+        app.extensions["quantum_keystone"] = Keystone(runtime.cfg)
     max_body = int(runtime.cfg.get("DEFAULT.max_body_size"))
 
     def answer(req) -> FlaskResponse:
@@ -62,10 +65,8 @@ def create_app(runtime) -> Flask:
     # needs none of them (the same answer() as through Flask, counted the same).
     flask_wsgi = app.wsgi_app
 
-    def wsgi(environ, start_response):
-        if not environ.get("PATH_INFO", "").startswith(API_PREFIX):
-            return flask_wsgi(environ, start_response)
-        t0 = time.perf_counter()
+    def api_wsgi(environ, start_response):
+        t0 = environ["quantum.t0"]
         req = Request(environ)
         resp = answer(req)
         seconds = time.perf_counter() - t0
@@ -78,6 +79,17 @@ def create_app(runtime) -> Flask:
                     printable(req.full_path.rstrip("?")), resp.status_code, seconds * 1000,
                     printable(environ.get("HTTP_X_PROJECT_ID") or environ.get("HTTP_X_TENANT_ID") or "-"))
         return resp(environ, start_response)
+
+    # With Keystone, /v2.0/ passes auth_token first (controller/api/keystone.py);
+    # "/" (the version document clients discover) stays open, as in neutron.
+    keystone = app.extensions.get("quantum_keystone")
+    entry = keystone.protect(api_wsgi) if keystone else api_wsgi
+
+    def wsgi(environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith(API_PREFIX):
+            return flask_wsgi(environ, start_response)
+        environ["quantum.t0"] = time.perf_counter()
+        return entry(environ, start_response)
 
     app.wsgi_app = wsgi
     return app

@@ -37,6 +37,7 @@ class Api:
         self.db = runtime.db
         registry.load()     # first: resource modules register their default policy rules
         self.policy = Enforcer(self.cfg.get("DEFAULT.policy_file"))
+        self.keystone = self.cfg.get("DEFAULT.auth_strategy") == "keystone"
         self.resources: dict[str, Resource] = {r.path: r for r in registry.RESOURCES}
         self.by_name: dict[str, Resource] = {r.name: r for r in registry.RESOURCES}
 
@@ -59,7 +60,8 @@ class Api:
                 raise errors.HTTPMethodNotAllowed()
             return Response(200, self.resource_list(req))
         parts = rest.strip("/").split("/")
-        ctx = contexts.from_headers(req.headers, self.policy)
+        ctx = (contexts.from_token(req.environ, self.policy) if self.keystone
+               else contexts.from_headers(req.headers, self.policy))
         special = registry.SPECIAL.get(parts[0])
         if special is not None:
             return special(self, ctx, req, parts[1:])

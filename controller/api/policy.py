@@ -111,11 +111,6 @@ DEFAULT_RULES: dict[str, str] = {
     "get_quota": "rule:admin_or_project_manager",
     "update_quota": "rule:admin_only",
     "delete_quota": "rule:admin_only",
-    # the controller's own nodes
-    "create_node": "rule:admin_only",
-    "get_node": "rule:admin_only",
-    "update_node": "rule:admin_only",
-    "delete_node": "rule:admin_only",
 }
 
 

@@ -27,6 +27,8 @@ def mount(app, runtime) -> None:
         app.secret_key = os.urandom(32)       # signs the console's session cookie
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_NAME", "quantum_console")
+    from controller.console.auth import SESSION_MAX
+    app.permanent_session_lifetime = SESSION_MAX
     app.register_blueprint(bp, url_prefix="/console")
     # "/console" itself: before the API's catch-all route can claim it.
     app.add_url_rule("/console", "console_root", lambda: redirect("/console/"))

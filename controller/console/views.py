@@ -54,7 +54,11 @@ def login():
     error = None
     if request.method == "POST":
         if not noauth:
-            error = "Browser login is only available with auth_strategy = noauth."
+            error = auth.keystone_login(_policy(), request.form.get("username", ""),
+                                        request.form.get("password", ""),
+                                        request.form.get("project", ""))
+            if error is None:
+                return redirect(nxt)
         elif auth.login(*(request.form.get(k, "") for k in LOGIN_PARAMS)):
             return redirect(nxt)
         else:

@@ -1,4 +1,5 @@
-"""Nodes: the hypervisors and gateways node-bootstrap registers (admin only).
+"""Nodes: the hypervisors and gateways node-bootstrap registers (admins and
+the `service` role: with Keystone, node-bootstrap registers as a service user).
 
     POST   /v2.0/nodes        upsert by hostname: 201 when new, 200 when updated
     GET    /v2.0/nodes[/<id>]
@@ -12,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from controller.api import errors
+from controller.api import policy
 from controller.api.attributes import (Attr, validate_dict_of_strings, validate_ip_or_none,
                                        validate_string, validate_values)
 from controller.api.registry import Extension
@@ -19,6 +21,9 @@ from controller.api.resource import Handler, Resource, fmt_time
 from controller.db import models
 
 ROLES = ("compute", "gateway", "compute,gateway")
+
+policy.register_defaults({f"{op}_node": "rule:admin_or_service"
+                          for op in ("create", "get", "update", "delete")})
 
 
 def _normalize_role(v):

@@ -1,0 +1,134 @@
+"""auth_strategy = keystone: keystonemiddleware's auth_token in front of the API.
+
+    ks = Keystone(cfg)                 # from the [keystone_authtoken] options
+    wsgi_app = ks.protect(api_wsgi)    # /v2.0/...: validates X-Auth-Token
+    ks.context_for_token(token, policy) -> Context | None   # the console's session
+    ks.password_token(user, password, project) -> token     # the console's login
+
+auth_token runs in delay_auth_decision mode: it strips every identity header
+the client sent (X-Roles, X-Project-Id, X-Identity-Status, ...), validates the
+token (with its service user, against Keystone's /v3/auth/tokens), caches the
+answer (`token_cache_time`, in memory or memcached) and marks the request; the
+API then answers 401 itself, in Neutron's error shape
+(controller.api.context.from_token). One AuthProtocol serves the API and the
+console so they share one token cache.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import urllib.error
+import urllib.request
+
+from controller.api import context as contexts
+
+LOG = logging.getLogger(__name__)
+GROUP = "keystone_authtoken"
+_NEXT = "quantum.auth_next"          # environ key: the app auth_token hands the request to
+# our option -> keystoneauth's password plugin option of the same meaning
+_PLUGIN_OPTS = ("auth_url", "username", "password", "project_name", "user_domain_name",
+                "project_domain_name")
+_MIDDLEWARE_OPTS = ("www_authenticate_uri", "region_name", "interface", "memcached_servers",
+                    "token_cache_time", "cafile", "insecure")
+
+
+def _oslo_conf(cfg):
+    """A private oslo.config object holding [keystone_authtoken] as
+    controller/config.py read it (auth_token never sees the global CONF)."""
+    from keystoneauth1 import loading
+    from keystonemiddleware import auth_token
+    from oslo_config import cfg as oslo_cfg
+    conf = oslo_cfg.ConfigOpts()
+    conf([], project="quantum-controller", default_config_files=[])
+    for group, opts in auth_token.list_opts():
+        conf.register_opts(opts, group=group)
+    auth_type = cfg.get(f"{GROUP}.auth_type")
+    conf.register_opts(loading.get_auth_plugin_conf_options(auth_type), group=GROUP)
+    values = {"auth_type": auth_type, "delay_auth_decision": True,
+              "include_service_catalog": False}
+    for name in _PLUGIN_OPTS + _MIDDLEWARE_OPTS:
+        v = cfg.get(f"{GROUP}.{name}")
+        if v not in ("", None, []):
+            values[name] = v
+    for name, v in values.items():
+        try:
+            conf.set_override(name, v, group=GROUP)
+        except oslo_cfg.NoSuchOptError:
+            raise ValueError(f"[{GROUP}] {name} is not an option of auth_type {auth_type}") from None
+    return conf
+
+
+class Keystone:
+    def __init__(self, cfg):
+        from keystonemiddleware import auth_token
+        for name in ("auth_url", "username", "password"):
+            if not cfg.get(f"{GROUP}.{name}"):
+                raise ValueError(f"auth_strategy = keystone needs [{GROUP}] {name}")
+        self.public_url = (cfg.get(f"{GROUP}.www_authenticate_uri")
+                           or cfg.get(f"{GROUP}.auth_url")).rstrip("/")
+        self.verify = (False if cfg.get(f"{GROUP}.insecure")
+                       else cfg.get(f"{GROUP}.cafile") or True)
+        self.protocol = auth_token.AuthProtocol(lambda env, sr: env[_NEXT](env, sr),
+                                                {"oslo_config_config": _oslo_conf(cfg)})
+
+    def protect(self, app):
+        """A WSGI app that runs `app` behind token validation."""
+        protocol = self.protocol
+
+        def protected(environ, start_response):
+            environ[_NEXT] = app
+            return protocol(environ, start_response)
+        return protected
+
+    def context_for_token(self, token: str, policy) -> contexts.Context | None:
+        """Validate a token the way the API does (same cache); None when refused."""
+        seen = {}
+
+        def capture(environ, start_response):
+            seen["environ"] = environ
+            start_response("204 No Content", [])
+            return [b""]
+
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SCRIPT_NAME": "",
+                   "SERVER_NAME": "console", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+                   "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(),
+                   "HTTP_X_AUTH_TOKEN": token, _NEXT: capture}
+        for _ in self.protocol(environ, lambda *a, **k: None):
+            pass
+        try:
+            return contexts.from_token(seen.get("environ", {}), policy)
+        except Exception:
+            return None
+
+    def password_token(self, username: str, password: str, project: str,
+                       domain: str = "Default") -> str | None:
+        """A project-scoped token from Keystone for a user name and password
+        (the console's login); None when Keystone refuses them."""
+        body = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": username, "domain": {"name": domain}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": domain}}}}}
+        req = urllib.request.Request(self.public_url + _v3("/auth/tokens", self.public_url),
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        ctx = None
+        if self.verify is False or isinstance(self.verify, str):
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.verify or None)
+            if self.verify is False:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(req, timeout=15, context=ctx) as r:
+                return r.headers.get("X-Subject-Token")
+        except urllib.error.HTTPError as e:
+            LOG.info("console login of %s refused by Keystone: HTTP %s", username, e.code)
+            return None
+        except OSError as e:
+            LOG.error("console login: cannot reach Keystone at %s: %s", self.public_url, e)
+            raise
+
+
+def _v3(path: str, base: str) -> str:
+    return path if base.endswith("/v3") else "/v3" + path

@@ -80,13 +80,32 @@ class KeystoneServer:
             raise RuntimeError(f"{' '.join(args)} failed:\n{r.stderr[-3000:]}\n{self.log_tail()}")
 
     def start(self, timeout: float = 60.0) -> "KeystoneServer":
-        user = ["--keystone-user", "root", "--keystone-group", "root"]
         self.manage("db_sync")
-        self.manage("fernet_setup", *user)
-        self.manage("credential_setup", *user)
+        self.make_keys()
         self.manage("bootstrap", "--bootstrap-password", ADMIN_PASSWORD,
                     "--bootstrap-admin-url", self.url, "--bootstrap-internal-url", self.url,
                     "--bootstrap-public-url", self.url, "--bootstrap-region-id", "RegionOne")
+        return self.serve(timeout)
+
+    def make_keys(self) -> None:
+        user = ["--keystone-user", "root", "--keystone-group", "root"]
+        self.manage("fernet_setup", *user)
+        self.manage("credential_setup", *user)
+
+    def twin(self, expiration: int = 3600, same_keys: bool = True) -> "KeystoneServer":
+        """Another Keystone with a copy of this one's database (same users,
+        projects and ids): with the same keys, its tokens are this deployment's
+        (e.g. short-lived ones); with keys of its own, a foreign deployment's."""
+        t = KeystoneServer(expiration)
+        shutil.copy(os.path.join(self.dir, "keystone.db"), t.dir)
+        if same_keys:
+            for d in ("fernet-keys", "fernet-receipts", "credential-keys"):
+                shutil.copytree(os.path.join(self.dir, d), os.path.join(t.dir, d))
+        else:
+            t.make_keys()
+        return t.serve()
+
+    def serve(self, timeout: float = 60.0) -> "KeystoneServer":
         env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=self.conf)
         out = open(os.path.join(self.dir, "server.out"), "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.keystone", "serve",
@@ -170,6 +189,24 @@ class KeystoneServer:
         if status != 204:
             raise RuntimeError(f"revoke: {status} {data}")
 
+    def network_endpoint(self, url: str) -> None:
+        """Point the catalog's network service (public, RegionOne) at `url`:
+        how the openstack CLI and openstacksdk find the controller."""
+        status, data, _ = self.call("GET", "/services?type=network")
+        services = data.get("services", []) if status == 200 else []
+        service = services[0] if services else self._create(
+            "service", {"type": "network", "name": "quantum", "enabled": True})
+        status, data, _ = self.call("GET", f"/endpoints?service_id={service['id']}&interface=public")
+        endpoints = data.get("endpoints", []) if status == 200 else []
+        if endpoints:
+            status, data, _ = self.call("PATCH", f"/endpoints/{endpoints[0]['id']}",
+                                        {"endpoint": {"url": url}})
+            if status != 200:
+                raise RuntimeError(f"endpoint update: {status} {data}")
+        else:
+            self._create("endpoint", {"service_id": service["id"], "interface": "public",
+                                      "region_id": "RegionOne", "url": url})
+
     def _create(self, kind: str, body: dict) -> dict:
         status, data, _ = self.call("POST", f"/{kind}s", {kind: body})
         if status != 201:
@@ -212,9 +249,12 @@ class Seeded:
         self.users: dict[str, dict] = {}
 
     def token(self, user: str) -> str:
+        """A token of the user's own project (admin: project admin)."""
+        if user == "admin":
+            return self.ks.token("admin", "admin", ADMIN_PASSWORD)
         u = self.users[user]
         project = next(p for p in self.projects.values() if p["id"] == u["default_project_id"])
-        return self.ks.token(user, project["name"])
+        return self.ks.token(u["name"], project["name"])
 
 
 def seed(ks: KeystoneServer) -> Seeded:

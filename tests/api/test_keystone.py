@@ -6,17 +6,18 @@ password auth and openstacksdk, and the start-up log of both strategies."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import Http
 from tests.support.controller import ControllerProcess
 from tests.support.keystone import PASSWORD, controller_ini
+from tests.support.tools import venv_bin
 
 NEUTRON_401 = "The request you have made requires authentication."
 
@@ -186,9 +187,8 @@ def test_project_b_cannot_see_or_touch_project_a_resources(keystone, clients):
 # --- real clients ------------------------------------------------------------------------------
 
 def openstack(keystone, user: str, project: str, *args: str) -> subprocess.CompletedProcess:
-    cli = Path(sys.executable).parent / "openstack"
     return subprocess.run(
-        [str(cli), "--os-auth-type", "password", "--os-auth-url", keystone.ks.url,
+        [venv_bin("openstack"), "--os-auth-type", "password", "--os-auth-url", keystone.ks.url,
          "--os-identity-api-version", "3", "--os-username", user, "--os-password", PASSWORD,
          "--os-project-name", project, "--os-user-domain-name", "Default",
          "--os-project-domain-name", "Default", "--os-interface", "public",
@@ -210,7 +210,7 @@ def test_openstack_cli_with_password_auth(keystone, kctl):
     assert name not in {n["Name"] for n in json.loads(r.stdout)}
     r = openstack(keystone, "bob", "project-b", "network", "delete", created["id"])
     assert r.returncode != 0
-    r = subprocess.run([str(Path(sys.executable).parent / "openstack"), "--os-auth-url",
+    r = subprocess.run([venv_bin("openstack"), "--os-auth-url",
                         keystone.ks.url, "--os-username", "alice", "--os-password", "wrong",
                         "--os-project-name", "project-a", "--os-user-domain-name", "Default",
                         "--os-project-domain-name", "Default", "network", "list"],
@@ -256,3 +256,59 @@ def test_keystone_without_its_options_does_not_start(tmp_path):
     c = ControllerProcess(str(tmp_path / "state2"), args=["--auth-strategy", "keystone-ish"])
     with pytest.raises(RuntimeError, match="auth_strategy"):
         c.start(timeout=20)
+
+
+# --- node registration ------------------------------------------------------------------------
+
+@pytest.fixture
+def ovsdb(tmp_path):
+    """A private ovsdb-server (no switch daemon: node-bootstrap --no-wait only writes OVSDB)."""
+    from tests.lab.hypervisor import MANAGER_OPTIONS, SCHEMA, ovs_env, start_ovsdb
+    from tests.lab.proc import kill_pidfile, run
+    rundir = str(tmp_path / "ovs")
+    os.makedirs(rundir)
+    run("ovsdb-tool", "create", f"{rundir}/conf.db", SCHEMA)
+    start_ovsdb(rundir, MANAGER_OPTIONS)
+    run("ovs-vsctl", f"--db=unix:{rundir}/db.sock", "--no-wait", "init")
+    yield rundir, ovs_env(rundir)
+    kill_pidfile(f"{rundir}/ovsdb-server.pid", "ovsdb-server")
+
+
+def node_bootstrap(kctl, ovsdb, hostname, *extra, env=None):
+    from tests.lab.hypervisor import NODE_BOOTSTRAP
+    rundir, ovs_env = ovsdb
+    argv = [sys.executable, NODE_BOOTSTRAP, "--db", f"unix:{rundir}/db.sock", "--no-wait",
+            "--hostname", hostname, "--api", kctl.url, "--tunnel-ip", "192.0.2.40",
+            "--ovsdb-listen", f"unix:{rundir}/db.sock", *extra]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          env={**clean, **ovs_env, **(env or {})})
+
+
+@pytest.mark.lab
+def test_node_registration_needs_a_keystone_credential(keystone, kctl, clients, ovsdb):
+    admin = clients["admin"]
+    host = "hv-ks-" + uuid.uuid4().hex[:6]
+
+    def registered():
+        return [n for n in admin.get(f"/v2.0/nodes?hostname={host}").body["nodes"]]
+
+    r = node_bootstrap(kctl, ovsdb, host)                         # anonymous (noauth headers)
+    assert r.returncode == 1 and "HTTP 401" in r.stderr and "Keystone token" in r.stderr, r.stderr
+    assert registered() == []
+    creds = {"OS_AUTH_URL": keystone.ks.url, "OS_PROJECT_NAME": "service"}
+    r = node_bootstrap(kctl, ovsdb, host, env={**creds, "OS_USERNAME": "node-registrar",
+                                               "OS_PASSWORD": "wrong"})
+    assert r.returncode == 1 and "refused user node-registrar" in r.stderr, r.stderr
+    r = node_bootstrap(kctl, ovsdb, host, env={**creds, "OS_USERNAME": "alice",
+                                               "OS_PROJECT_NAME": "project-a", "OS_PASSWORD": PASSWORD})
+    assert r.returncode == 1 and "HTTP 403" in r.stderr, r.stderr      # a member: not allowed
+    assert registered() == []
+    service = {**creds, "OS_USERNAME": "node-registrar", "OS_PASSWORD": PASSWORD}
+    r = node_bootstrap(kctl, ovsdb, host, env=service)
+    assert r.returncode == 0, r.stderr
+    [node] = registered()
+    assert node["tunnel_ip"] == "192.0.2.40" and "br-int" in node["bridges"]
+    r = node_bootstrap(kctl, ovsdb, host, "--undo", env=service)
+    assert r.returncode == 0 and "deregistered" in r.stdout, r.stderr
+    assert registered() == []

@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.controller import free_port
+from tests.support.tools import venv_bin
 
 ADMIN_PASSWORD = "admin-secret"
 PASSWORD = "secret-pw"          # every seeded user's password
@@ -49,10 +50,6 @@ enabled = false
 [identity]
 password_hash_rounds = 4
 """
-
-
-def venv_bin(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
 
 
 class KeystoneServer:

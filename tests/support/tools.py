@@ -18,7 +18,7 @@ import sys
 # directory becomes /usr/bin).
 VENV_BIN = os.path.dirname(sys.executable)
 
-VENV_EXECUTABLES = ("openstack", "quantum-controller", "quantum-metadata-proxy")
+VENV_EXECUTABLES = ("openstack", "quantum-controller", "quantum-metadata-proxy", "keystone-manage")
 
 # Debian package -> the executables of it that the tests and the lab run.
 SYSTEM_EXECUTABLES = {

@@ -3,7 +3,7 @@
 # whatever else runs: note the load average each prints). As root (the lab
 # creates namespaces and OVS instances). Output: $BENCH_OUT/<time>/*.txt (default /tmp/bench-results)
 #   bash bench/run_all.sh            # the reconciler benchmarks (about 15 minutes)
-#   bash bench/run_all.sh --all      # and the API and binding benchmarks if present
+#   bash bench/run_all.sh --all      # and the API, binding, DHCP and Keystone benchmarks if present
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -21,6 +21,7 @@ run scale      bench/bench_scale.py --nodes 100 --repeat 2
 if [ "${1:-}" = "--all" ]; then
   [ -f bench/bench_api.py ] && run api bench/bench_api.py
   [ -f bench/bench_binding.py ] && run binding bench/bench_binding.py
+  [ -f bench/bench_keystone.py ] && run keystone bench/bench_keystone.py
   [ -f bench/bench_dhcp.py ] && run dhcp bench/bench_dhcp.py
 fi
 echo "results in $out"

@@ -5,6 +5,8 @@
 - `postgres`: one private PostgreSQL cluster for the session; `postgres.new_database()`.
 - `keystone`: one real Keystone for the session, seeded with two projects and
   their users, a service user and an admin (tests/support/keystone.py).
+- `keystone_controller`: a controller with auth_strategy = keystone (per module),
+  the catalog's network endpoint.
 
 At session start every executable the suite runs must exist (tests/support/tools.py).
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.controller import ControllerProcess
-from tests.support.keystone import KeystoneServer, seed
+from tests.support.keystone import KeystoneServer, controller_ini, seed
 from tests.support.postgres import PostgresCluster
 from tests.support.tools import missing_executables
 
@@ -60,3 +62,14 @@ def keystone():
         yield seed(server)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def keystone_controller(keystone, tmp_path_factory):
+    d = tmp_path_factory.mktemp("kctl")
+    c = ControllerProcess(str(d / "state"), args=["--config-file",
+                                                  controller_ini(d / "q.conf", keystone.ks)])
+    c.start()
+    keystone.ks.network_endpoint(c.url)
+    yield c
+    c.stop()

@@ -25,8 +25,9 @@ def mount(app, runtime) -> None:
     app.extensions["quantum_console_runtime"] = runtime
     if not app.secret_key:
         app.secret_key = os.urandom(32)       # signs the console's session cookie
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_NAME", "quantum_console")
+    # Assigned, not setdefault: Flask's defaults hold these keys already.
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_NAME"] = "quantum_console"
     from controller.console.auth import SESSION_MAX
     app.permanent_session_lifetime = SESSION_MAX
     app.register_blueprint(bp, url_prefix="/console")

@@ -16,7 +16,7 @@ import pytest
 
 from tests.api.conftest import Http
 from tests.support.controller import ControllerProcess
-from tests.support.keystone import PASSWORD, controller_ini
+from tests.support.keystone import PASSWORD
 from tests.support.tools import venv_bin
 
 NEUTRON_401 = "The request you have made requires authentication."
@@ -36,14 +36,8 @@ class TokenHttp(Http):
 
 
 @pytest.fixture(scope="module")
-def kctl(keystone, tmp_path_factory):
-    d = tmp_path_factory.mktemp("kctl")
-    c = ControllerProcess(str(d / "state"), args=["--config-file",
-                                                  controller_ini(d / "q.conf", keystone.ks)])
-    c.start()
-    keystone.ks.network_endpoint(c.url)
-    yield c
-    c.stop()
+def kctl(keystone_controller):
+    return keystone_controller
 
 
 @pytest.fixture(scope="module")

@@ -36,8 +36,9 @@ ACTION_RULES = {
     "update_router": MEMBER,
     "create_floatingip": MEMBER,
     "update_floatingip": MEMBER,
-    "create_node": ADMIN,
-    "update_node": ADMIN,
+    # nodes are the controller's own: admins and node-bootstrap's service user (README)
+    "create_node": "rule:admin_or_service",
+    "update_node": "rule:admin_or_service",
 }
 
 # (resource, attribute) -> {rule name: rule text} for the attribute's own

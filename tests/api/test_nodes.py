@@ -3,8 +3,10 @@ import uuid
 
 
 def node_body(hostname, **kw):
+    # The controller dials a registered node's OVSDB: only loopback (nothing listens on
+    # port 1) or a socket that does not exist, never an address off this machine.
     body = {"hostname": hostname, "role": "compute", "tunnel_ip": "192.0.2.5", "tunnel_type": "gre",
-            "ovsdb": "tcp:192.0.2.5:6640", "bridge_mappings": {"physnet1": "br-eth1"},
+            "ovsdb": "tcp:127.0.0.1:1", "bridge_mappings": {"physnet1": "br-eth1"},
             "bridges": {"br-int": 1, "br-tun": 2}}
     body.update(kw)
     return {"node": body}
@@ -18,12 +20,12 @@ def test_nodes_upsert_by_hostname_show_list_delete(admin):
     assert node["hostname"] == host and node["bridges"] == {"br-int": 1, "br-tun": 2}
     assert node["bridge_mappings"] == {"physnet1": "br-eth1"}
     r = admin.post("/v2.0/nodes", node_body(host, role="gateway,compute", tunnel_ip="192.0.2.6",
-                                            tunnel_type="vxlan", ovsdb="unix:/run/openvswitch/db.sock"))
+                                            tunnel_type="vxlan", ovsdb="unix:/nonexistent/quantum-test/db.sock"))
     assert r.status == 200, r
     again = r.body["node"]
     assert again["id"] == node["id"]
     assert again["role"] == "compute,gateway" and again["tunnel_ip"] == "192.0.2.6"
-    assert again["ovsdb"] == "unix:/run/openvswitch/db.sock"
+    assert again["ovsdb"] == "unix:/nonexistent/quantum-test/db.sock"
     assert admin.get(f"/v2.0/nodes/{node['id']}").body["node"]["tunnel_type"] == "vxlan"
     assert node["id"] in [n["id"] for n in admin.get("/v2.0/nodes").body["nodes"]]
     assert [n["id"] for n in admin.get(f"/v2.0/nodes?hostname={host}").body["nodes"]] == [node["id"]]

@@ -1,71 +1,82 @@
-"""Prometheus metrics at /metrics (text exposition format 0.0.4).
+"""Prometheus metrics at /metrics, written by prometheus_client.
 
 Most figures already exist in the parts that own them (the reconciler's
 switch states and counters, the DHCP app's counters, guard.handler_errors);
-`collect()` reads them at scrape time, so nothing here runs on the hot path
-except the API hook (`instrument`), which counts requests by method and
-status and observes their latency.
+a custom collector (`Collector`) reads them at scrape time, so nothing here
+runs on the hot path except the API hook (`instrument`), which counts
+requests by method and status and observes their latency.
 
-    families = collect(runtime, api_metrics)
-    text = render(families)
+    registry = metrics.registry(runtime, api_metrics)   # once
+    text = metrics.exposition(registry)                 # every scrape
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
-from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry, Metric, generate_latest
+
+# The text format prometheus_client writes (the classic one: not the newer
+# version its CONTENT_TYPE_LATEST may name).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-# --- the format ---------------------------------------------------------------------
+# --- families and the collector ---------------------------------------------------------
 
-@dataclass
-class Family:
-    name: str
-    type: str                  # counter | gauge | histogram | summary
-    help: str
-    samples: list = field(default_factory=list)   # (suffix, {label: value}, number)
+class Family(Metric):
+    """A metric family built at scrape time: Family(name, type, help).add(value, suffix, **labels).
+    `name` is the exposed name, "_total" included for counters."""
+
+    def __init__(self, name: str, type_: str, help_: str):
+        # prometheus_client names a counter family without "_total" and adds it back on output.
+        base = name[:-len("_total")] if type_ == "counter" and name.endswith("_total") else name
+        super().__init__(base, help_, type_)
+        self.exposed = name
 
     def add(self, value, suffix: str = "", **labels) -> "Family":
-        self.samples.append((suffix, labels, value))
+        self.add_sample(self.exposed + suffix, {k: str(v) for k, v in labels.items()}, float(value))
         return self
 
 
+class Collector:
+    """prometheus_client's custom collector: `collect(runtime, api_metrics)` at every scrape."""
+
+    def __init__(self, rt, api_metrics=None, query_switches: bool = True):
+        self.rt, self.api_metrics, self.query_switches = rt, api_metrics, query_switches
+
+    def collect(self):
+        return collect(self.rt, self.api_metrics, self.query_switches)
+
+
+class _Fixed:
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def registry(rt, api_metrics=None) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(Collector(rt, api_metrics))
+    return reg
+
+
+def exposition(reg: CollectorRegistry) -> str:
+    return generate_latest(reg).decode()
+
+
 def render(families: list[Family]) -> str:
-    lines = []
-    for fam in families:
-        lines.append(f"# HELP {fam.name} {_escape_help(fam.help)}")
-        lines.append(f"# TYPE {fam.name} {fam.type}")
-        for suffix, labels, value in fam.samples:
-            lines.append(f"{fam.name}{suffix}{_labels(labels)} {_number(value)}")
-    return "\n".join(lines) + "\n"
+    """Families already collected -> the text format."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_Fixed(families))
+    return exposition(reg)
 
 
-def _labels(labels: dict) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items())
-    return "{" + inner + "}"
-
-
-def _escape_label(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _number(v) -> str:
-    v = float(v)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return str(int(v)) if v.is_integer() and abs(v) < 2 ** 53 else repr(v)
+def _le(bound: float) -> str:
+    """A bucket bound as the le label value: 1 for 1.0, as before prometheus_client."""
+    return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
 
 
 class Histogram:
@@ -94,7 +105,7 @@ class Histogram:
         for key, counts, total in sorted(items):
             labels = dict(key)
             for bound, n in zip(self.buckets, counts):
-                fam.add(n, "_bucket", **labels, le=_number(bound))
+                fam.add(n, "_bucket", **labels, le=_le(bound))
             fam.add(counts[-1], "_bucket", **labels, le="+Inf")
             fam.add(total, "_sum", **labels)
             fam.add(counts[-1], "_count", **labels)

@@ -34,21 +34,15 @@ and `Resource.hooks` holds callables run by the handlers:
 """
 from __future__ import annotations
 
-import logging
-import random
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from controller.api import errors
 from controller.api.attributes import Attr
 from controller.db import models
 from controller.events import Change
-
-LOG = logging.getLogger(__name__)
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -119,31 +113,17 @@ _CHANGELOG_INSERT = models.ChangeLog.__table__.insert()
 def run_write(runtime, fn: Callable[[Tx], Any], retries: int = 20) -> tuple[Any, Tx]:
     """Run fn(tx) in one transaction and publish its changes after the commit.
 
-    IntegrityError is retried: generated values (random IPs, MACs, segment ids)
-    may collide with a concurrent transaction, and the unique keys catch that.
-    Values a client asked for are checked explicitly by the handlers, so a
-    retried transaction then fails with the proper 409."""
-    for attempt in range(retries):
-        try:
-            with runtime.db.write() as s:
-                tx = Tx(s, runtime)
-                result = fn(tx)
-            runtime.bus.publish(tx.changes)
-            return result, tx
-        except (IntegrityError, OperationalError, DBAPIError) as e:
-            if attempt == retries - 1 or not _retriable(e):
-                raise
-            LOG.debug("retrying transaction after %s", type(getattr(e, "orig", e)).__name__)
-            time.sleep(random.uniform(0, 0.004 * (attempt + 1)))
-    raise AssertionError("unreachable")
+    IntegrityError is retried too (Database.run_in_transaction, retry_integrity):
+    generated values may collide with a concurrent transaction. Values a
+    client asked for are checked explicitly by the handlers, so a retried
+    transaction then fails with the proper 409."""
+    def txn(s):
+        tx = Tx(s, runtime)
+        return fn(tx), tx
 
-
-def _retriable(e: Exception) -> bool:
-    if isinstance(e, IntegrityError):
-        return True
-    msg = str(getattr(e, "orig", e)).lower()
-    return any(s in msg for s in ("database is locked", "could not serialize",
-                                  "deadlock detected", "serialization failure"))
+    result, tx = runtime.db.run_in_transaction(txn, retries=retries, retry_integrity=True)
+    runtime.bus.publish(tx.changes)
+    return result, tx
 
 
 class Handler:

@@ -31,7 +31,7 @@ import time
 
 from os_ken.base import app_manager
 from os_ken.ofproto import ofproto_v1_3 as ofp
-from sqlalchemy import bindparam, create_engine, event, text
+from sqlalchemy import bindparam, text
 
 from controller.apps import switch_session
 from controller.apps.guard import guarded
@@ -84,7 +84,7 @@ class DhcpResponder(app_manager.OSKenApp):
         self._handle_lock = threading.Lock()     # counters and buckets: one receive thread per switch calls us
         self._cache: dict[tuple[int, int], tuple[float, PortFacts | None, str | None]] = {}
         self._generation = 0
-        self._reader = reader_engine(self.rt.db)
+        self._reader = self.rt.db.new_read_engine()   # its own pool: never waits for the API's
         self.rt.bus.subscribe(self._on_changes)
 
     def close(self):
@@ -260,16 +260,3 @@ def load_switch_facts(conn, dpid: int) -> dict[int, tuple[PortFacts | None, str 
 def _json(v):
     """JSON columns read with plain SQL: text on SQLite, decoded on PostgreSQL."""
     return json.loads(v) if isinstance(v, (str, bytes)) else v
-
-
-def reader_engine(db):
-    """An engine for the packet-in path's reads. On SQLite, Database starts
-    every transaction with BEGIN IMMEDIATE (the write lock), so a read would
-    queue behind the reconciler's and the API's writes; a deferred BEGIN in
-    WAL mode reads a consistent snapshot without waiting for anyone."""
-    if not db.is_sqlite or ":memory:" in db.url:
-        return db.engine
-    engine = create_engine(db.url, connect_args={"check_same_thread": False,
-                                                 "isolation_level": None, "timeout": 30})
-    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
-    return engine

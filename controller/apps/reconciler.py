@@ -115,24 +115,10 @@ class Reconciler(app_manager.OSKenApp):
             self.session.disconnected(dp)
             LOG.info("switch disconnected: dpid=%016x", dp.id)
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls([ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPMeterConfigStatsReply,
+                 ofp_event.EventOFPTableStatsReply, ofp_event.EventOFPMeterStatsReply], MAIN_DISPATCHER)
     @guarded
-    def _on_flow_stats(self, ev):
-        self.session.multipart(ev.msg)
-
-    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
-    @guarded
-    def _on_meter_config(self, ev):
-        self.session.multipart(ev.msg)
-
-    @set_ev_cls(ofp_event.EventOFPTableStatsReply, MAIN_DISPATCHER)
-    @guarded
-    def _on_table_stats(self, ev):
-        self.session.multipart(ev.msg)
-
-    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
-    @guarded
-    def _on_meter_stats(self, ev):
+    def _on_multipart(self, ev):
         self.session.multipart(ev.msg)
 
     @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
@@ -140,14 +126,9 @@ class Reconciler(app_manager.OSKenApp):
     def _on_role_reply(self, ev):
         self.session.answered(ev.msg, keep=True)
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    @set_ev_cls([ofp_event.EventOFPBarrierReply, ofp_event.EventONFBundleCtrlMsg], MAIN_DISPATCHER)
     @guarded
-    def _on_barrier(self, ev):
-        self.session.answered(ev.msg)
-
-    @set_ev_cls(ofp_event.EventONFBundleCtrlMsg, MAIN_DISPATCHER)
-    @guarded
-    def _on_bundle_reply(self, ev):
+    def _on_answer(self, ev):
         self.session.answered(ev.msg)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])

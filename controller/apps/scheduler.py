@@ -36,7 +36,7 @@ from controller.db import models as m
 from controller.events import Change
 from controller.flows.compiler import NodeCompiler
 from controller.flows.plan import affected_nodes, plan_switch
-from controller.flows.snapshot import allocate, allocation_needed, load_world, read_session, refresh_ports
+from controller.flows.snapshot import allocate, allocation_needed, load_world, refresh_ports
 from controller.flows.world import World
 
 LOG = logging.getLogger(__name__)
@@ -297,7 +297,7 @@ class Scheduler:
         ports = {c.id for c in changes if c.kind in INCREMENTAL_KINDS}
         full = (everything or verify or self._world is None
                 or any(c.kind not in INCREMENTAL_KINDS for c in changes))
-        with read_session(self.rt.db) as s:
+        with self.rt.db.read() as s:
             if full:
                 world = load_world(s, allocate=False)
             else:

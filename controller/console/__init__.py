@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Response, current_app, redirect
+from flask import Response, redirect
 
 
 def mount(app, runtime) -> None:
@@ -34,8 +34,9 @@ def mount(app, runtime) -> None:
     # "/console" itself: before the API's catch-all route can claim it.
     app.add_url_rule("/console", "console_root", lambda: redirect("/console/"))
 
+    registry = metrics.registry(runtime, app.extensions.get("quantum_metrics"))
+
     def metrics_view():
-        fams = metrics.collect(runtime, current_app.extensions.get("quantum_metrics"))
-        return Response(metrics.render(fams), content_type=metrics.CONTENT_TYPE)
+        return Response(metrics.exposition(registry), content_type=metrics.CONTENT_TYPE)
 
     app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])

@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import threading
 import time
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 LOG = logging.getLogger(__name__)
@@ -42,19 +43,8 @@ class Database:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self.engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                           "isolation_level": None,
-                                                           "timeout": 30})
-            event.listen(self.engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine, "begin", _sqlite_on_begin)
-            if path and path != ":memory:":
-                self.read_engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                                    "isolation_level": None,
-                                                                    "timeout": 30})
-                event.listen(self.read_engine, "connect", _sqlite_on_connect)
-                event.listen(self.read_engine, "begin", _sqlite_on_begin_deferred)
-            else:
-                self.read_engine = self.engine
+            self.engine = _sqlite_engine(url, _sqlite_on_begin)
+            self.read_engine = self.new_read_engine()
             # Re-entrant: a nested write() in the same thread must not deadlock here.
             self._write_lock: threading.RLock | None = threading.RLock()
         else:
@@ -63,6 +53,18 @@ class Database:
             self._write_lock = None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    def new_read_engine(self):
+        """An engine whose transactions take no lock, with a connection pool
+        of its own: on an SQLite file, a deferred BEGIN in WAL mode (see the
+        module docstring); elsewhere (PostgreSQL, in-memory SQLite) the main
+        engine. `read()` uses one (self.read_engine); a path that must never wait for a pooled
+        connection the API holds (the DHCP responder, on a switch's receive
+        thread) makes its own. The one way to read SQLite without its lock."""
+        path = self.url.split("///", 1)[-1] if self.is_sqlite else ""
+        if not path or path == ":memory:":
+            return self.engine
+        return _sqlite_engine(self.url, _sqlite_on_begin_deferred)
 
     @contextlib.contextmanager
     def read(self):
@@ -95,17 +97,27 @@ class Database:
             if lock is not None:
                 lock.release()
 
-    def run_in_transaction(self, fn, *args, retries: int = 10, **kwargs):
+    def run_in_transaction(self, fn, *args, retries: int = 10, retry_integrity: bool = False,
+                           **kwargs):
         """Run fn(session, ...) in a write transaction, retrying on transient
-        conflicts (lock timeouts, serialization failures, deadlocks)."""
+        conflicts (lock timeouts, serialization failures, deadlocks), after a
+        random pause that grows with the attempts (two writers that collided
+        do not meet again in step). The one retry loop of the code base.
+
+        retry_integrity: also retry an IntegrityError (the API's writes:
+        generated values - random IPs, MACs, segment ids - may collide with a
+        concurrent transaction, and the unique keys catch that)."""
         for attempt in range(retries):
             try:
                 with self.write() as s:
                     return fn(s, *args, **kwargs)
             except (OperationalError, DBAPIError) as e:
-                if attempt == retries - 1 or not _is_transient(e):
+                if attempt == retries - 1 or not (
+                        is_transient(e) or (retry_integrity and isinstance(e, IntegrityError))):
                     raise
-                time.sleep(0.005 * (attempt + 1))
+                LOG.debug("retrying transaction after %s", type(getattr(e, "orig", e)).__name__)
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        raise AssertionError("unreachable")
 
     def upgrade(self):
         """Bring the schema to the newest migration."""
@@ -134,6 +146,17 @@ class Database:
             self.read_engine.dispose()
 
 
+def _sqlite_engine(url: str, on_begin):
+    """An SQLite engine: pysqlite's own transaction handling off
+    (isolation_level=None: `on_begin` says how a transaction starts), any
+    thread, a 30 s busy timeout, the pragmas of _sqlite_on_connect."""
+    engine = create_engine(url, connect_args={"check_same_thread": False, "isolation_level": None,
+                                              "timeout": 30})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine
+
+
 def _sqlite_on_connect(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -159,7 +182,8 @@ def _sqlite_on_begin_deferred(conn):
     conn.exec_driver_sql("BEGIN")
 
 
-def _is_transient(e: Exception) -> bool:
+def is_transient(e: Exception) -> bool:
+    """A conflict that a retry of the whole transaction can get past."""
     msg = str(getattr(e, "orig", e)).lower()
     return any(s in msg for s in ("database is locked", "could not serialize",
                                   "deadlock detected", "serialization failure"))

@@ -62,3 +62,35 @@ def test_concurrent_writers_and_readers_lose_no_work(tmp_path):
             assert _count(s) == 100
     finally:
         db.dispose()
+
+
+def test_one_retry_loop_for_conflicts_and_for_the_apis_collisions(db):
+    """run_in_transaction retries a transient conflict always and an
+    IntegrityError only when asked (the API's run_write asks: a generated
+    value collided); each attempt starts over in a fresh transaction."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    def flaky(error, failures):
+        calls = []
+
+        def txn(s):
+            calls.append(1)
+            s.execute(insert(models.ChangeLog).values(kind="port", resource_id=f"r{len(calls)}"))
+            if len(calls) <= failures:
+                raise error
+            return len(calls)
+        return txn, calls
+
+    locked = OperationalError("INSERT", {}, Exception("database is locked"))
+    txn, calls = flaky(locked, 2)
+    assert db.run_in_transaction(txn) == 3
+    clash = IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+    txn, calls = flaky(clash, 1)
+    with pytest.raises(IntegrityError):
+        db.run_in_transaction(txn)
+    assert len(calls) == 1
+    txn, calls = flaky(clash, 1)
+    assert db.run_in_transaction(txn, retry_integrity=True) == 2
+    with db.read() as r:            # only the attempts that committed left rows
+        assert _count(r) == 2

@@ -208,7 +208,7 @@ class Bench:
         t = time.perf_counter()
         procs = [vm.popen(*self.udhcpc_argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for vm in vms]
-        codes = [p.wait(60) for p in procs]          # explicit PIDs (LAB.md 11)
+        codes = [p.wait(60) for p in procs]          # explicit PIDs (docs/LAB.md section 8)
         elapsed = time.perf_counter() - t
         return elapsed if not any(codes) else None
 

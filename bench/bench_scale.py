@@ -209,7 +209,7 @@ def main():
     row("  flow_mods sent", "restart_flow_mods", "{}", "0")
     row("controller RSS after converging (MB)", "rss_mb", "{:.0f}", "(issue: report)")
     row("controller threads", "threads", "{}")
-    row("ovs-vswitchd RSS (MB)", "vswitchd_mb", "{:.0f}", "LAB.md 7: 30 MB")
+    row("ovs-vswitchd RSS (MB)", "vswitchd_mb", "{:.0f}", "docs/LAB.md 6: 30 MB")
     return 0
 
 

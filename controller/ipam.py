@@ -1,4 +1,4 @@
-"""IP address management with netaddr (API-CONFORMANCE 9).
+"""IP address management with netaddr (docs/API.md "Subnets and addresses").
 
 Pure helpers for subnets (canonical cidr, default gateway, usable range,
 default allocation pools, pool validation, MACs) and two allocators that work

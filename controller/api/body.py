@@ -1,5 +1,5 @@
 """Request bodies: parse, then `prepare()` one resource item the way
-neutron's prepare_request_body does (API-CONFORMANCE 1.3), in order:
+neutron's prepare_request_body does (docs/API.md "Request bodies"), in order:
 project info, privileges, unknown keys, allow_post/allow_put, required and
 defaults, convert_to, validate."""
 from __future__ import annotations

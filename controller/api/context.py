@@ -7,7 +7,7 @@ never from request headers: a client's own X-Roles or X-Project-Id cannot
 change who it is. No valid token -> 401.
 
 noauth mode behaves like neutron's noauth pipeline with the keystonecontext
-filter (API-CONFORMANCE 1.4):
+filter (docs/API.md "Who is calling"):
 
 * no identity header at all -> project `fake_project_id`, elevated to admin
   (neutron's NoauthFakeProjectId), so `openstack --os-auth-type none` works;

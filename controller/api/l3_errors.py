@@ -1,5 +1,5 @@
 """Errors of the L3 and security-group resources: Neutron's names and
-messages (API-CONFORMANCE 2.2), on the framework's families."""
+messages (docs/API.md "Errors"), on the framework's families."""
 from __future__ import annotations
 
 from controller.api.errors import (BadRequest, BadRequestBase, Conflict, InUse, NeutronError,

@@ -1,4 +1,4 @@
-"""List queries: filters, fields, sorting and pagination (API-CONFORMANCE 4).
+"""List queries: filters, fields, sorting and pagination (docs/API.md "List queries").
 
 `parse()` turns the query string into a `ListQuery` (400s for bad input),
 `apply()` turns it into SQL on a handler's select, `links()` builds the

@@ -1,4 +1,4 @@
-"""/v2.0/quotas (API-CONFORMANCE 14): per-project limits with config defaults.
+"""/v2.0/quotas (docs/API.md "Quotas"): per-project limits with config defaults.
 
 Quota resources come from the resource modules (`QUOTAS` in each module,
 collected in registry.QUOTAS: name -> config key of the default). Usage is

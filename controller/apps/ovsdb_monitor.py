@@ -4,7 +4,7 @@ One thread and one `ovs.poller` serve all registered nodes (Node.ovsdb, e.g.
 tcp:192.0.2.17:6640 opened by `node-bootstrap --ovsdb-listen`). For each node
 an `ovs.db.idl.Idl` replicates only what binding needs - Bridge/Port names
 (to know what is on br-int) and Interface name/external_ids/ofport - so OVS's
-statistics updates cause no traffic (shared/LAB.md section 9). On every
+statistics updates cause no traffic (docs/ARCHITECTURE.md, "Port binding"). On every
 change_seqno the node's set of VIFs is recomputed and diffed with the last
 one; after a (re)connect or a controller start the whole set is compared with
 the database instead, so deletions during an outage are seen. port_binding.py

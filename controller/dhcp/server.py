@@ -26,7 +26,7 @@ from controller.dhcp.packet import DhcpRequest
 
 ZERO = "0.0.0.0"
 # Sent whatever the parameter request list says: without them a client has
-# no working network (the MTU matters on tunnels, shared/LAB.md P2).
+# no working network (the MTU matters on tunnels, docs/PIPELINE.md "MTU").
 ALWAYS = (opt.SUBNET_MASK, opt.ROUTER, opt.DNS_SERVERS, opt.DOMAIN_NAME,
           opt.BROADCAST_ADDRESS, opt.INTERFACE_MTU)
 # Never dropped to fit a client's maximum message size.

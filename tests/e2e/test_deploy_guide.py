@@ -18,7 +18,7 @@ What the lab does differently from real hosts, and nothing else:
   and a MAC of its own (the kernel still sees frames on a netdev bridge's
   NIC; with the NIC's MAC it would answer them too);
 - veth NICs: transmit checksum offload off on the controller's eth0
-  (shared/LAB.md P1), ARP off on the nodes' NICs (their addresses live on
+  (docs/LAB.md section 3), ARP off on the nodes' NICs (their addresses live on
   OVS bridges);
 - `apt-get install` lines check that the packages are installed;
 - `systemctl` is played from the unit files the guide installed:

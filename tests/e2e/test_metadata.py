@@ -60,7 +60,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    def server_bind(self):                 # no getfqdn(): no DNS in a namespace (LAB.md P5)
+    def server_bind(self):                 # no getfqdn(): no DNS in a namespace (docs/LAB.md section 5)
         socketserver.TCPServer.server_bind(self)
 
 srv = Server(("127.0.0.1", port), Handler)
@@ -92,7 +92,7 @@ class MetaHost:
         run("ip", "-n", ns, "addr", "add", f"{PROXY_IP}/24", "dev", "eth0")
         # The VMs' source addresses are on-link here: ARP finds the node that has the port.
         run("ip", "-n", ns, "route", "add", "100.64.0.0/10", "dev", "eth0")
-        run("ethtool", "-K", "eth0", "tx", "off", netns=ns)      # LAB.md P1
+        run("ethtool", "-K", "eth0", "tx", "off", netns=ns)      # docs/LAB.md section 3
         return self
 
     def start_nova(self):

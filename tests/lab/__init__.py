@@ -1,4 +1,4 @@
-"""The real-OVS lab: hypervisors and VMs as network namespaces (shared/LAB.md 1-5, 9).
+"""The real-OVS lab: hypervisors and VMs as network namespaces (docs/LAB.md).
 
 Each hypervisor is a netns running its own ovs-vswitchd (userspace datapath)
 against its own ovsdb-server (root netns, private run dir /tmp/qlab/<prefix>/hvN,

@@ -1,6 +1,6 @@
 """One lab hypervisor: a network namespace running its own ovs-vswitchd
 (userspace datapath), with its ovsdb-server in the root namespace (private run
-dir), reaching the controller through a socat unix->tcp relay (shared/LAB.md
+dir), reaching the controller through a socat unix->tcp relay (docs/LAB.md
 sections 1-2), and set up by the real node-bootstrap."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def ovs_env(rundir: str) -> dict:
 
 def create_ovs(rundir: str, netns: str, *remotes: str) -> None:
     """A new database, its ovsdb-server (with `remotes` besides the unix
-    socket), and an ovs-vswitchd in `netns` (LAB.md section 1)."""
+    socket), and an ovs-vswitchd in `netns` (docs/LAB.md section 1)."""
     run("ovsdb-tool", "create", f"{rundir}/conf.db", SCHEMA)
     start_ovsdb(rundir, *remotes)
     run("ovs-vsctl", f"--db=unix:{rundir}/db.sock", "--no-wait", "init")
@@ -108,7 +108,7 @@ class Hypervisor:
 
     def start_relays(self, ofp_ports: list[int]):
         """One socat per controller: unix:$R/ctl<i>.sock -> 127.0.0.1:<ofp port>.
-        OVS accepts unix targets only inside its run dir (LAB.md section 2)."""
+        OVS accepts unix targets only inside its run dir (docs/LAB.md section 2)."""
         self.stop_relays()
         for i, port in enumerate(ofp_ports):
             path = f"{self.rundir}/ctl{i}.sock"
@@ -163,7 +163,7 @@ class Hypervisor:
 
     def create_br_phy(self, nic: str):
         """The tunnel endpoint: a standalone br-phy holding the wire, with the
-        tunnel IP on its internal port (LAB.md section 4)."""
+        tunnel IP on its internal port (docs/LAB.md section 4)."""
         mac = "02:00:00:00:%02x:%02x" % (self.index // 256, self.index % 256)
         self.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy",
                    f"datapath_type={self.lab.datapath_type}", f"other-config:hwaddr={mac}",
@@ -243,7 +243,7 @@ class Hypervisor:
 
     def is_connected(self, bridge: str = "br-int") -> bool:
         """Whether vswitchd reports every controller of `bridge` connected
-        (lags by seconds, LAB.md P6: use it to wait, never to time)."""
+        (lags by seconds, docs/LAB.md section 5: use it to wait, never to time)."""
         refs = self.vsctl("get", "Bridge", bridge, "controller").strip().strip("[]")
         uuids = [u.strip() for u in refs.split(",") if u.strip()]
         return bool(uuids) and all(

@@ -1,6 +1,6 @@
 """A lab VM: a network namespace whose eth0 is one end of a veth; the other
 end, `tap<port id[:11]>`, is plugged into br-int of a hypervisor exactly as
-Nova's OVS VIF driver does it (LAB.md section 3)."""
+Nova's OVS VIF driver does it (docs/LAB.md section 3)."""
 from __future__ import annotations
 
 import os
@@ -41,7 +41,7 @@ class VM:
             "peer", "name", "eth0", "netns", self.netns)
         run("ip", "-n", self.netns, "link", "set", "eth0", "address", self.mac)
         run("ip", "-n", self.netns, "link", "set", "eth0", "up")
-        # Without this, TCP/UDP leave the VM with bad checksums (LAB.md P1).
+        # Without this, TCP/UDP leave the VM with bad checksums (docs/LAB.md section 3).
         run("ethtool", "-K", "eth0", "tx", "off", netns=self.netns)
         run("ip", "-n", self.hv.netns, "link", "set", self.tap, "up")
 

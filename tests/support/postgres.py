@@ -1,5 +1,5 @@
 """A private PostgreSQL cluster on loopback for the test session
-(shared/LAB.md section 12): initdb as the postgres user, a free port, trust auth."""
+(docs/LAB.md section 7): initdb as the postgres user, a free port, trust auth."""
 from __future__ import annotations
 
 import glob

@@ -1,4 +1,4 @@
-"""Floating IPs (API-CONFORMANCE 12, 15): an address on an external network,
+"""Floating IPs (docs/API.md "Floating IPs"): an address on an external network,
 held by a `network:floatingip` port, optionally mapped to one fixed IP of an
 internal port. `router_id` is computed: the router with an interface on that
 fixed IP's subnet and its gateway on the floating network."""

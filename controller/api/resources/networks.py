@@ -1,5 +1,5 @@
 """Networks: core attributes plus the provider, external-net, net-mtu and
-port-security extensions (API-CONFORMANCE 8)."""
+port-security extensions (docs/API.md "Networks")."""
 from __future__ import annotations
 
 from sqlalchemy import delete, or_, select

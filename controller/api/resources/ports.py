@@ -1,5 +1,5 @@
 """Ports: MAC and fixed IP allocation, device ownership, binding (read-only)
-and port security (API-CONFORMANCE 10). Status starts DOWN; the reconciler
+and port security (docs/API.md "Ports"). Status starts DOWN; the reconciler
 makes a port ACTIVE once its flows are in place."""
 from __future__ import annotations
 

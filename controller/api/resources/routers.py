@@ -1,5 +1,5 @@
 """Routers: CRUD, the external gateway (ext-gw-mode) and the member actions
-add_router_interface / remove_router_interface (API-CONFORMANCE 11, 15).
+add_router_interface / remove_router_interface (docs/API.md "Routers").
 
 A router's ports are ordinary ports with device_id = router id:
 `network:router_interface` on internal subnets (owned by the router's

@@ -1,4 +1,4 @@
-"""Security groups and their rules (API-CONFORMANCE 13), and what they add to
+"""Security groups and their rules (docs/API.md "Security groups"), and what they add to
 ports: `security_groups` and `allowed_address_pairs`.
 
 Every project has one group named `default` with Neutron's four rules. It is

@@ -1,5 +1,5 @@
 """Subnets: cidr, gateway, allocation pools, DNS, host routes, IPv4 and IPv6
-(API-CONFORMANCE 9). Address allocation itself is in controller/ipam.py; the
+(docs/API.md "Subnets and addresses"). Address allocation itself is in controller/ipam.py; the
 network's DHCP port follows every change (controller/api/dhcp_port.py)."""
 from __future__ import annotations
 

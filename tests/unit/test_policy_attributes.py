@@ -1,6 +1,6 @@
 """Every writable attribute of every resource and the policy rule that guards
 it, checked against Neutron's default policy (neutron/conf/policies/*.py,
-new defaults; API-CONFORMANCE 3.4).
+new defaults; docs/API.md "Tenancy and policy").
 
 An attribute with its own rule (`create_port:mac_address`) is listed with
 that rule's text; one without is guarded by the action's rule alone

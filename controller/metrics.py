@@ -171,6 +171,9 @@ def collect(rt, api_metrics: ApiMetrics | None = None, query_switches: bool = Tr
     if dhcp is not None:
         fams += dhcp_families(dhcp)
     fams += channel_families(channels.FAILURES)
+    ha = find_app(rt, "haroles")
+    if ha is not None:
+        fams += ha_families(ha)
     errs = Family("quantum_handler_errors_total", "counter",
                   "Exceptions caught in OpenFlow handlers (the controller carried on).")
     for name, n in sorted(dict(guard.handler_errors).items()):
@@ -295,3 +298,28 @@ def dhcp_families(app) -> list[Family]:
                      "DHCP packet-ins dropped by the controller's per-port token bucket.")
     limited.add(dict(getattr(app, "counters", {}) or {}).get("rate_limited", 0))
     return [replies, other, limited]
+
+
+def ha_families(ha) -> list[Family]:
+    """Mastership (controller/ha): this controller's roles and their changes."""
+    st = ha.status()
+    role = Family("quantum_switch_role", "gauge",
+                  "1 for the OpenFlow role this controller holds on each connected switch "
+                  "(master, slave, or equal before any role request was answered).")
+    for sw in st["switches"]:
+        role.add(1, dpid=sw["dpid"], role=sw["role"], master=sw["master"] or "")
+    return [
+        Family("quantum_ha_controller_info", "gauge", "This controller's id in the cluster.")
+        .add(1, controller_id=st["controller_id"]),
+        Family("quantum_ha_live_controllers", "gauge", "Controllers with a live heartbeat.")
+        .add(len(st["controllers"])),
+        Family("quantum_nodes_mastered", "gauge", "Nodes whose mastership lease this controller holds.")
+        .add(st["nodes_mastered"]),
+        Family("quantum_mastership_changes_total", "counter",
+               "Node masterships this controller gained or lost.").add(st["mastership_changes"]),
+        Family("quantum_role_requests_total", "counter", "OpenFlow role requests sent.")
+        .add(st["role_requests"]),
+        Family("quantum_role_refusals_total", "counter",
+               "Role requests a switch refused (a newer generation id exists).").add(st["stale_refusals"]),
+        role,
+    ]

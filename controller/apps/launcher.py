@@ -15,6 +15,7 @@ from controller.openflow import osken_patches
 LOG = logging.getLogger(__name__)
 
 APPS = [
+    "controller.ha.app",          # roles first: a switch is asked for its role as it connects
     "controller.apps.reconciler",
     "controller.apps.ovsdb_monitor",
     "controller.apps.dhcp",

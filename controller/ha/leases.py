@@ -53,7 +53,7 @@ class View:
     now: float
     controllers: dict[str, float] = field(default_factory=dict)   # live: id -> started_at
     leases: dict[str, Lease] = field(default_factory=dict)
-    nodes: list[str] = field(default_factory=list)
+    nodes: dict[str, list[int]] = field(default_factory=dict)     # node -> its bridges' dpids
     renewed: dict[str, int] = field(default_factory=dict)       # node -> generation still ours
 
 
@@ -114,7 +114,8 @@ class LeaseStore:
         for node_id, holder, gen, expires in s.execute(select(
                 m.Mastership.node_id, m.Mastership.holder, m.Mastership.generation, m.Mastership.expires_at)):
             view.leases[node_id] = Lease(node_id, holder, gen, expires)
-        view.nodes = sorted(s.scalars(select(m.Node.id)))
+        for node_id, bridges in s.execute(select(m.Node.id, m.Node.bridges)):
+            view.nodes[node_id] = sorted(int(d) for d in (bridges or {}).values())
         for node_id, gen in held.items():
             lease = view.leases.get(node_id)
             if lease is not None and lease.holder == self.me and lease.generation == gen:

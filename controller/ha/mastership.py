@@ -140,7 +140,7 @@ class Mastership:
             warm = list(live)          # a cold start: everyone is new
         plan = placement.assign(view.nodes, warm)
         now_local = self.clock()
-        for node_id in view.nodes:
+        for node_id in sorted(view.nodes):
             want = plan.get(node_id)
             gen = self.generation(node_id)
             if gen is not None:

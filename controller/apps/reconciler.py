@@ -84,6 +84,10 @@ class Reconciler(app_manager.OSKenApp):
         """True once no work is pending (for benchmarks and in-process tests)."""
         return self.scheduler.wait_idle(timeout)
 
+    def reread(self, dpids) -> None:
+        """Read these switches back and reconcile them (we became their master)."""
+        self.scheduler.reread(dpids)
+
     def switch_list(self) -> list[SwitchState]:
         """The connected switches (SwitchState objects: read them, never write)."""
         return self.session.switch_list()

@@ -68,6 +68,7 @@ class Scheduler:
         self._stopping = False
         self._dirty_changes: list[Change] = []
         self._dirty_all = True
+        self._reread: set[int] = set()         # dpids to read back before the next round
         self._world: World | None = None
         self._world_loaded_at = 0.0            # monotonic time of the last full reload
         self._verify_world = False
@@ -129,6 +130,14 @@ class Scheduler:
         """Reload and compare everything in the next round."""
         with self._lock:
             self._dirty_all = True
+        self.wake()
+
+    def reread(self, dpids) -> None:
+        """Read these switches back and compare them whole in the next round:
+        this controller just became their master (controller/ha), and another
+        one may have changed them since we last looked."""
+        with self._lock:
+            self._reread |= set(dpids)
         self.wake()
 
     def _latest_revision(self) -> int:
@@ -205,6 +214,11 @@ class Scheduler:
         t0, cpu0 = time.time(), time.thread_time()    # wall and this thread's CPU (load-proof)
         phases = {}
         switches = self.session.switch_list()
+        with self._lock:
+            reread, self._reread = self._reread, set()
+        for sw in switches:
+            if sw.dpid in reread:
+                sw.installed = sw.synced = None
         if not switches and not everything and self._world is not None:
             # Nothing to program: the World is brought up to date in the round
             # a switch connects, not after every API write (each cost several

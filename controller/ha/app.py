@@ -32,6 +32,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from controller.apps import switch_session
 from controller.apps.guard import guarded
 from controller.ha.leases import LeaseStore
 from controller.ha.mastership import Mastership
@@ -81,13 +82,14 @@ class HaRoles(app_manager.OSKenApp):
         self.stale_refusals = 0
         self.last_gained: dict[str, float] = {}     # node -> time.time() of the gain (benchmarks)
         self._stop = threading.Event()
+        switch_session.WRITE_GATE.policy = self.may_write
         self._thread = threading.Thread(target=self._loop, name="ha-mastership", daemon=True)
         self._thread.start()
 
     def close(self):
         self._stop.set()
         self._thread.join(5)
-        self.mastership.stop()
+        self.mastership.stop()          # our writes stop before the leases are released
         super().close()
 
     # --- the gate --------------------------------------------------------------------
@@ -217,6 +219,11 @@ class HaRoles(app_manager.OSKenApp):
         sw.confirmed = (msg.role, msg.generation_id)
         LOG.info("switch %016x: role %s generation %d confirmed", dpid,
                  ROLE_NAMES.get(msg.role, msg.role), msg.generation_id)
+        if msg.role == ofp.OFPCR_ROLE_MASTER:
+            # Another master may have changed the switch since we last read it.
+            rec = app_manager.lookup_service_brick("Reconciler")
+            if rec is not None:
+                rec.reread([dpid])
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     @guarded

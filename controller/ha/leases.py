@@ -95,12 +95,16 @@ class LeaseStore:
         now = db_now(s)
         if write:
             exp = now + self.duration
-            if self.started_at is None:
+            last = s.scalar(select(m.ControllerMember.expires_at).where(m.ControllerMember.id == self.me))
+            if self.started_at is None or last is None or last <= now:
+                # New, or back after our heartbeat lapsed (a pause): the others
+                # took our nodes; we count as joining again (join_delay).
                 self.started_at = now
             stmt = _insert(s, m.ControllerMember.__table__).values(
                 id=self.me, api_url=self.api_url, started_at=self.started_at, expires_at=exp)
-            s.execute(stmt.on_conflict_do_update(index_elements=["id"],
-                                                 set_={"expires_at": exp, "api_url": self.api_url}))
+            s.execute(stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={"expires_at": exp, "api_url": self.api_url, "started_at": self.started_at}))
             if held:
                 s.execute(update(m.Mastership).where(m.Mastership.holder == self.me,
                                                      m.Mastership.node_id.in_(sorted(held)))

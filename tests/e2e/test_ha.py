@@ -33,7 +33,7 @@ from tests.lab.proc import wait_until
 
 pytestmark = pytest.mark.lab
 
-HA_ARGS = ["--ha-lease-duration", "0.8", "--ha-renew-interval", "0.1", "--ha-join-delay", "1.0"]
+HA_ARGS = ["--ha-lease-duration", "0.8", "--ha-renew-interval", "0.1"]
 
 
 def metrics(c) -> str:
@@ -88,9 +88,15 @@ def cluster(postgres, controller_factory):
     """start(n) -> n controllers on one fresh PostgreSQL database (ids ctl-0...)."""
     url = postgres.new_database()
 
-    def start(n: int):
-        return [controller_factory(db_url=url, args=HA_ARGS + ["--ha-controller-id", f"ctl-{i}"])
+    def start(n: int, join_delay: float = 1.0):
+        args = HA_ARGS + ["--ha-join-delay", str(join_delay)]
+        ctls = [controller_factory(db_url=url, args=args + ["--ha-controller-id", f"ctl-{i}"])
                 for i in range(n)]
+        wait_until(lambda: all(counter(c, "quantum_ha_live_controllers") == n for c in ctls), 20,
+                   what="every controller sees the others")
+        # Past the join delay, all are warm: the placement holds still from here.
+        time.sleep(join_delay)
+        return ctls
     return start
 
 
@@ -113,11 +119,26 @@ class RawOpenFlow:
         self.conn = None
         self.xid = 100
 
-    def accept(self, timeout=20.0):
-        self.sock.settimeout(timeout)
-        self.conn, _ = self.sock.accept()
-        self.conn.settimeout(5)
-        self._send(0, b"")                             # HELLO
+    def accept(self, dpid: str, timeout=20.0):
+        """Take the connection of the switch `dpid` (16 hex digits)."""
+        deadline = time.monotonic() + timeout
+        others = []
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            self.conn, _ = self.sock.accept()
+            self.conn.settimeout(5)
+            try:
+                self._send(0, b"")                     # HELLO
+                t, body = self._answer(self._send(5, b""))   # FEATURES_REQUEST
+            except OSError:                            # one the switch gave up waiting on
+                self.conn.close()
+                continue
+            if t == 6 and f"{struct.unpack('!Q', body[:8])[0]:016x}" == dpid:
+                for c in others:
+                    c.close()
+                return
+            others.append(self.conn)
+        raise TimeoutError(f"switch {dpid} did not connect to the raw OpenFlow end")
 
     def _send(self, msg_type: int, body: bytes) -> int:
         self.xid += 1
@@ -125,14 +146,15 @@ class RawOpenFlow:
         return self.xid
 
     def _answer(self, xid: int):
-        """The reply or error to `xid` -> (type, body); echo requests answered."""
+        """The reply or error to `xid` -> (type, body); echo requests answered,
+        anything else (hello, packet-ins, port status) skipped."""
         while True:
             hdr = self._read(8)
             _v, t, length, x = struct.unpack("!BBHI", hdr)
             body = self._read(length - 8)
             if t == 2:                                   # ECHO_REQUEST
                 self.conn.sendall(struct.pack("!BBHI", 4, 3, length, x) + body)
-            elif x == xid:
+            elif x == xid and t != 0:
                 return t, body
 
     def _read(self, n):
@@ -213,3 +235,70 @@ def test_each_switch_has_one_master_that_the_switch_confirms(cluster, lab_factor
     # Masters are spread: with two nodes and two controllers, one each.
     masters = {one_master(ctls, hv_dpids(hv)) for hv in lab.hvs}
     assert masters == {"ctl-0", "ctl-1"}
+
+
+def flows(hv, bridge="br-int") -> list[str]:
+    return sorted(hv.ofctl("dump-flows", bridge, "--no-stats").splitlines()[1:])
+
+
+def node_id_of(api: Api, hv) -> str:
+    return next(n["id"] for n in api.get("/nodes")["nodes"] if n["hostname"] == hv.hostname)
+
+
+def network_with_subnet(api: Api, name: str, cidr: str):
+    net = api.network(name)
+    api.subnet(net, cidr)
+    return net
+
+
+def test_a_paused_master_wakes_to_find_its_writes_refused(cluster, lab_factory):
+    # Back from the pause, the old master counts as joining again: for the
+    # join delay it stays slave, the window this test looks at.
+    ctls = cluster(2, join_delay=4.0)
+    raw = RawOpenFlow()
+    lab = lab_factory(1, controllers=ctls + [raw])
+    hv = lab.hvs[0]
+    dpids = hv_dpids(hv)
+    wait_until(lambda: one_master(ctls, dpids), 20, what="one master")
+    a = by_id(ctls, one_master(ctls, dpids))
+    b = next(c for c in ctls if c is not a)
+    api_b = Api(b.url)
+    node = node_id_of(api_b, hv)
+    old_gen = lease_generation(a.db_url, node)
+    net = network_with_subnet(api_b, "ha-net", "10.7.0.0/24")
+    vm1 = lab.add_vm(hv, api_b.port(net, name="before"), name="vm1")
+    assert vm1.dhcp()
+    a_mods = counter(a, "quantum_flow_mods_sent_total")
+
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: all(roles(b).get(d, ("",))[0] == "master" for d in dpids), 20,
+                   what="the other controller takes over")
+        new_gen = lease_generation(a.db_url, node)
+        assert new_gen > old_gen
+        # An API write while the old master sleeps reaches the data path through the new one.
+        vm2 = lab.add_vm(hv, api_b.port(net, name="during"), name="vm2")
+        assert vm2.dhcp()
+        # Open vSwitch itself refuses the old generation, master or slave,
+        # and a slave's flow_mod.
+        br_int = hv.vsctl("get", "bridge", "br-int", "datapath_id").strip().strip('"')
+        raw.accept(br_int)
+        assert raw.role(MASTER, old_gen) == ("error", ROLE_REQUEST_FAILED, STALE)
+        assert raw.role(SLAVE, old_gen) == ("error", ROLE_REQUEST_FAILED, STALE)
+        assert raw.role(SLAVE, new_gen) == ("reply", SLAVE, new_gen)
+        assert raw.flow_mod() == ("error", BAD_REQUEST, IS_SLAVE)
+        before_wake = {br: flows(hv, br) for br in ("br-int", "br-tun")}
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+        raw.close()
+    # Awake, the old master sees it lost: slave everywhere, naming the new master.
+    wait_until(lambda: all(roles(a).get(d, ("",))[0] == "slave" for d in dpids), 20,
+               what="the woken controller is slave")
+    b_id = f"ctl-{ctls.index(b)}"
+    assert {roles(a)[d][1] for d in dpids} == {b_id}
+    # Its pending work (the port created while it slept) sent nothing.
+    time.sleep(1)     # room for anything the woken controller would still try
+    assert {br: flows(hv, br) for br in ("br-int", "br-tun")} == before_wake
+    assert counter(a, "quantum_flow_mods_sent_total") == a_mods      # the write gate held
+    vm3 = lab.add_vm(hv, Api(a.url).port(net, name="after"), name="vm3")   # written through a
+    assert vm3.dhcp()

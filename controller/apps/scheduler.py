@@ -31,7 +31,7 @@ import time
 from sqlalchemy import func, select
 
 from controller.apps.port_status import PortStatusWriter
-from controller.apps.switch_session import Push, SwitchSession, SwitchState
+from controller.apps.switch_session import WRITE_GATE, Push, SwitchSession, SwitchState
 from controller.db import models as m
 from controller.events import Change
 from controller.flows.compiler import NodeCompiler
@@ -226,7 +226,8 @@ class Scheduler:
             self._hold(changes)
             return
         # Switches dump their flows while we load the snapshot.
-        self.session.ask_read_back([sw for sw in switches if sw.installed is None])
+        self.session.ask_read_back([sw for sw in switches
+                                    if sw.installed is None and WRITE_GATE.may_write(sw.dpid)])
         old = self._world
         world, full = self._load(changes, everything)
         phases["load_world"] = time.time() - t0
@@ -324,7 +325,8 @@ class Scheduler:
         return world, full
 
     def _map_switches(self, world: World) -> dict[str, list[SwitchState]]:
-        """dpid -> (node, bridge) from the nodes' registered bridges."""
+        """node id -> its connected switches, placed by the nodes' registered
+        bridges (dpid -> node and bridge)."""
         where = {dpid: (n.id, br) for n in world.nodes.values() for br, dpid in n.bridges}
         by_node: dict[str, list[SwitchState]] = {}
         for sw in self.session.switch_list():
@@ -341,7 +343,11 @@ class Scheduler:
                 LOG.info("switch %016x is %s of node %s", sw.dpid, sw.bridge,
                          world.nodes[sw.node_id].hostname)
             by_node.setdefault(sw.node_id, []).append(sw)
-        return by_node
+        # Only nodes whose switches we may all write (HA: we are their
+        # master). A slave neither reads back nor plans; becoming master
+        # brings the switches back through reread().
+        gate = WRITE_GATE.may_write
+        return {n: sws for n, sws in by_node.items() if all(gate(sw.dpid) for sw in sws)}
 
 
 def push_for(sw: SwitchState, nc: NodeCompiler, complete: bool, keys: set | None = None) -> Push:

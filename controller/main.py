@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -120,6 +121,7 @@ def check_tls(cfg) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    clock = service.StartupClock()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in cli.COMMANDS:
         return cli.run(argv)
@@ -134,20 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as e:
         print(f"quantum-controller: {e}", file=sys.stderr)
         return 2
+    clock.mark("config")
     try:
         rt = build_runtime(cfg)
     except Exception as e:   # unreachable DB, unwritable state dir, ...
         LOG.error("cannot open the database: %s", e)
         return 1
+    clock.mark("database")
     tune_garbage_collection()
     log_auth_strategy(cfg)
-    try:
-        api = ApiServer(rt)
-    except ValueError as e:          # e.g. auth_strategy = keystone without its options
-        LOG.error("cannot start the API: %s", e)
-        return 2
-    api.start()
-    metadata_proxy = start_metadata_proxy(rt)
 
     from controller.apps import launcher
     wake = threading.Event()
@@ -159,8 +156,27 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    # The switches first: they reconnect and resync while the API is built
+    # (its imports and app are a good part of start-up; nothing here needs it).
     mgr, _threads = launcher.start(rt)
-    LOG.info("quantum-controller ready (database %s)", cfg.database_url.split("@")[-1])
+    clock.mark("openflow")
+    # A failure from here on leaves by os._exit: os-ken's threads would keep us alive.
+    try:
+        api = ApiServer(rt)
+    except ValueError as e:          # e.g. auth_strategy = keystone without its options
+        LOG.error("cannot start the API: %s", e)
+        logging.shutdown()
+        os._exit(2)
+    except (OSError, SystemExit) as e:   # the port is taken (werkzeug exits)
+        LOG.error("cannot serve the API on %s:%s: %s", cfg.get("DEFAULT.bind_host"),
+                  cfg.get("DEFAULT.bind_port"), e)
+        logging.shutdown()
+        os._exit(1)
+    api.start()
+    clock.mark("api")
+    metadata_proxy = start_metadata_proxy(rt)
+    LOG.info("quantum-controller ready (database %s) %.2fs after process start (%s)",
+             cfg.database_url.split("@")[-1], clock.total(), clock.summary())
     service.notify("READY=1\nSTATUS=API on %s:%s, OpenFlow on %s:%s" % (
         cfg.get("DEFAULT.bind_host"), cfg.get("DEFAULT.bind_port"),
         cfg.get("openflow.listen_host"), cfg.get("openflow.listen_port")))
@@ -179,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.shutdown()
     # os-ken's listener and datapath threads are not daemons and cannot be
     # killed in native mode; leave without waiting for them.
-    import os
     os._exit(0)
 
 

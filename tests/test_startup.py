@@ -139,3 +139,20 @@ def test_echo_requests_keep_answering_switches_and_drop_silent_ones(controller_f
     assert reply, "the answering peer was disconnected"
     silent.close()
     alive.close()
+
+
+def test_api_port_taken_is_an_error_exit_not_a_hang(controller_factory):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        c = controller_factory(start=False, api_port=busy.getsockname()[1])
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            c.start(timeout=60)
+    assert "cannot serve the API" in c.log_text()
+
+
+def test_ready_line_says_where_start_up_time_went(controller):
+    line = next(ln for ln in controller.log_text().splitlines() if "quantum-controller ready" in ln)
+    for phase in ("imports", "config", "database", "openflow", "api"):
+        assert f"{phase} " in line.split("after process start", 1)[1], line

@@ -61,7 +61,8 @@ def controller(state_dir: str, tree: str | None):
             return ["env", "-C", tree or REPO] + cmd
 
         def start(self, *a, **kw):
-            if tree:
+            os.makedirs(self.state_dir, exist_ok=True)
+            if tree and os.path.exists(f"{self.state_dir}/quantum.db"):
                 match_schema(f"sqlite:///{self.state_dir}/quantum.db", tree)
             with open(self.log_path, "w"):
                 pass                     # this run's lines only

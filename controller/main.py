@@ -136,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as e:
         print(f"quantum-controller: {e}", file=sys.stderr)
         return 2
+    try:    # first: switches connect while the rest starts (controller/openflow/early_listen.py)
+        from controller.openflow import early_listen
+        early_listen.listen(cfg.get("openflow.listen_host"), cfg.get("openflow.listen_port"),
+                            cfg.get("openflow.listen_backlog"))
+    except OSError as e:
+        LOG.error("cannot listen for OpenFlow on %s:%s: %s", cfg.get("openflow.listen_host"),
+                  cfg.get("openflow.listen_port"), e)
+        return 1
     clock.mark("config")
     try:
         rt = build_runtime(cfg)

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -156,3 +157,38 @@ def test_ready_line_says_where_start_up_time_went(controller):
     line = next(ln for ln in controller.log_text().splitlines() if "quantum-controller ready" in ln)
     for phase in ("imports", "config", "database", "openflow", "api"):
         assert f"{phase} " in line.split("after process start", 1)[1], line
+
+
+def test_switches_connect_while_the_controller_starts_and_are_served(controller_factory):
+    """The OpenFlow socket listens before the apps are loaded: a switch's
+    connection made then is accepted by the kernel and later served by
+    os-ken (its HELLO arrives), instead of being refused into a backoff."""
+    import threading
+    c = controller_factory(start=False)
+    starter = threading.Thread(target=c.start, daemon=True)
+    starter.start()
+    s = None
+    while starter.is_alive():
+        s = socket.socket()
+        if s.connect_ex(("127.0.0.1", c.ofp_port)) == 0:
+            break
+        s.close()
+        s = None
+        time.sleep(0.005)
+    assert s is not None, c.log_tail()
+    with s:
+        assert "loading app" not in c.log_text()     # os-ken was not even loaded yet
+        s.settimeout(60)
+        header = s.recv(8)
+        assert len(header) == 8 and header[1] == 0, header   # OFPT_HELLO
+    starter.join(60)
+
+
+def test_openflow_port_taken_is_an_error_exit(controller_factory):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        c = controller_factory(start=False, ofp_port=busy.getsockname()[1])
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            c.start(timeout=60)
+    assert "cannot listen for OpenFlow" in c.log_text()

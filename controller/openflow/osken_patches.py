@@ -8,7 +8,6 @@ them). Each function is process-wide and idempotent.
 """
 from __future__ import annotations
 
-import functools
 
 import os_ken.controller.controller as osken_controller
 from os_ken.lib import hub
@@ -53,8 +52,17 @@ _os_ken_listen = hub.listen
 def set_listen_backlog(backlog: int) -> None:
     """The backlog os-ken's OpenFlow listener passes to listen(2). os-ken has
     no option for it (its StreamServer calls hub.listen() with the default of
-    50), so hub.listen is given ours; nothing else in the process uses it."""
-    hub.listen = functools.partial(_os_ken_listen, backlog=max(1, int(backlog)))
+    50), so hub.listen is given ours; nothing else in the process uses it.
+    A socket opened early (controller/openflow/early_listen.py) is used as is."""
+    from controller.openflow import early_listen
+
+    def listen(addr, *args, **kwargs):
+        # The socket controller.main opened at start-up, when it is this one.
+        sock = early_listen.take(addr)
+        if sock is not None:
+            return sock
+        return _os_ken_listen(addr, *args, **dict(kwargs, backlog=max(1, int(backlog))))
+    hub.listen = listen
 
 
 def accept_switches_with(serve_switch) -> None:

@@ -9,7 +9,10 @@ the same data as the console's pages):
     quantum-controller drift                       # desired vs installed; exit 1 when they differ
 
 Common options: --url (default $QUANTUM_URL or http://127.0.0.1:9696),
---user (X-User-Id), --json (the raw answer). Objects by id, id prefix or
+--user (X-User-Id), --json (the raw answer). With auth_strategy = keystone:
+an admin's token in OS_TOKEN, or OS_AUTH_URL, OS_USERNAME, OS_PASSWORD,
+OS_PROJECT_NAME (default admin) and the domains (default Default), from
+which a token is fetched, as the openstack CLI does. Objects by id, id prefix or
 unique name. Exit status: 0 fine, 1 drift found, 2 error.
 """
 from __future__ import annotations
@@ -35,12 +38,30 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the controller's JSON answer")
 
 
+def keystone_token() -> str | None:
+    """A token for the OS_* password credentials, when OS_AUTH_URL is set."""
+    env = os.environ.get
+    if not env("OS_AUTH_URL"):
+        return None
+    from keystoneauth1 import exceptions, session
+    from keystoneauth1.identity import v3
+    auth = v3.Password(auth_url=env("OS_AUTH_URL"), username=env("OS_USERNAME"),
+                       password=env("OS_PASSWORD"), project_name=env("OS_PROJECT_NAME", "admin"),
+                       user_domain_name=env("OS_USER_DOMAIN_NAME", "Default"),
+                       project_domain_name=env("OS_PROJECT_DOMAIN_NAME", "Default"))
+    try:
+        return session.Session(auth=auth).get_token()
+    except exceptions.ClientException as e:
+        raise Failure(f"Keystone at {env('OS_AUTH_URL')}: {e}") from None
+
+
 def fetch(args, path: str, params: dict) -> dict:
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v not in (None, "")})
     headers = {"X-User-Id": args.user, "X-Project-Id": "admin", "X-Roles": "admin,member,reader",
                "Accept": "application/json"}
-    if os.environ.get("OS_TOKEN"):
-        headers["X-Auth-Token"] = os.environ["OS_TOKEN"]
+    token = os.environ.get("OS_TOKEN") or keystone_token()
+    if token:
+        headers["X-Auth-Token"] = token
     req = urllib.request.Request(f"{args.url.rstrip('/')}/console/api/{path}?{query}", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:

@@ -35,9 +35,16 @@ def _admin_only():
         rest = {k: v for k, v in request.args.items() if k not in LOGIN_PARAMS}
         return redirect(request.path + ("?" + urlencode(rest) if rest else ""))
     ctx = auth.identity_from_request(_policy())
+    scripted = request.path.startswith("/console/api/")     # the terminal commands: JSON, no login page
     if ctx is None:
+        if scripted:
+            return jsonify({"error": "authentication required: an admin's X-Auth-Token (OS_TOKEN) "
+                                     "or, with noauth, X-User-Id and X-Roles"}), 401
         return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
     if not ctx.is_admin:
+        if scripted:
+            return jsonify({"error": f"for administrators; user {ctx.user_id} has roles "
+                                     f"{', '.join(ctx.roles) or 'none'}"}), 403
         return render_template("message.html", title="Forbidden",
                                message=f"The console is for administrators; user {ctx.user_id} "
                                        f"has roles {', '.join(ctx.roles) or 'none'}."), 403

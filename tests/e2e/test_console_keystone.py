@@ -6,7 +6,8 @@ controller (auth_strategy = keystone) and a real Keystone:
 - the login form takes a user name and password (no roles field); a wrong
   password and a member are refused; the admin gets in;
 - the session cookie is signed (a tampered cookie is a new login), HttpOnly
-  and expiring; logging out ends it.
+  and expiring; logging out ends it;
+- the terminal commands (quantum-controller drift) authenticate with OS_*.
 """
 from __future__ import annotations
 
@@ -82,3 +83,25 @@ def test_browser_logs_in_with_keystone_user_and_password(keystone, keystone_cont
     browser.get(base + "/console/logout")
     browser.get(base + "/console/nodes")
     assert "/console/login" in browser.current_url
+
+
+def test_terminal_commands_authenticate_with_keystone(keystone, keystone_controller):
+    """`quantum-controller drift` (controller/ops_cli.py) against a Keystone
+    controller: refused without a credential, in with an admin's OS_* password."""
+    import os
+    import subprocess
+
+    from tests.support.tools import venv_bin
+
+    def drift(env):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        return subprocess.run([venv_bin("quantum-controller"), "drift", "--url", keystone_controller.url],
+                              capture_output=True, text=True, timeout=120, env={**clean, **env})
+    r = drift({})
+    assert r.returncode == 2 and "401" in r.stderr and "authentication required" in r.stderr, r.stderr
+    creds = {"OS_AUTH_URL": keystone.ks.url, "OS_USER_DOMAIN_NAME": "Default",
+             "OS_PROJECT_DOMAIN_NAME": "Default"}
+    r = drift({**creds, "OS_USERNAME": "alice", "OS_PASSWORD": PASSWORD, "OS_PROJECT_NAME": "project-a"})
+    assert r.returncode == 2 and "403" in r.stderr, r.stderr
+    r = drift({**creds, "OS_USERNAME": "admin", "OS_PASSWORD": ADMIN_PASSWORD})
+    assert r.returncode == 0 and "clean" in r.stdout, (r.stdout, r.stderr)

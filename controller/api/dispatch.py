@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from controller.api import body as bodies
 from controller.api import context as contexts
 from controller.api import errors, query, registry
+from controller.api.attributes import _bad_text
 from controller.api.policy import Enforcer
 from controller.api.resource import Resource, run_write
 from controller.api.response import Response
@@ -62,6 +63,7 @@ class Api:
         parts = rest.strip("/").split("/")
         ctx = (contexts.from_token(req.environ, self.policy) if self.keystone
                else contexts.from_headers(req.headers, self.policy))
+        _check_identity(ctx)
         special = registry.SPECIAL.get(parts[0])
         if special is not None:
             return special(self, ctx, req, parts[1:])
@@ -317,6 +319,15 @@ def check_revision(req, current: dict) -> None:
             if want != current["revision_number"]:
                 raise errors.RevisionNumberConstraintFailed(expected=want,
                                                             current=current["revision_number"])
+
+
+def _check_identity(ctx) -> None:
+    """The ids of the identity headers go into queries and rows (a project's
+    default security group): text the database can hold, else 400 rather
+    than a 500 from the driver (PostgreSQL refuses NUL and over-long ids)."""
+    for name, value in (("project", ctx.project_id), ("user", ctx.user_id)):
+        if value is not None and (len(value) > 255 or _bad_text(value)):
+            raise errors.HTTPBadRequest(f"Invalid {name} id in the request's identity headers")
 
 
 def _bad_id(s: str) -> bool:

@@ -79,6 +79,20 @@ def test_huge_integers_in_bodies(db_controller):
     assert member.get(f"/v2.0/networks/{net['id']}").body["network"]["subnets"] == []
 
 
+def test_identity_headers_the_database_cannot_hold(db_controller):
+    """A project id with NUL or over 255 characters: 400 (it went into queries
+    and into the project's default security group: a 500 on PostgreSQL)."""
+    for project in ("a\x00b", "p" * 256):
+        caller = Http(db_controller.url, project=project)
+        for method, path, body in (("GET", "/v2.0/security-groups", None), ("GET", "/v2.0/networks", None),
+                                   ("POST", "/v2.0/networks", {"network": {}}),
+                                   ("GET", "/v2.0/quotas/x", None)):
+            r = caller.request(method, path, body)
+            assert neutron_error(r, 400)["type"] == "HTTPBadRequest", (project[:5], path, r)
+    ok = Http(db_controller.url, project="p" * 255)
+    assert ok.get("/v2.0/security-groups").status == 200
+
+
 def raw_request(url: str, head: bytes) -> bytes:
     host, port = url.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:

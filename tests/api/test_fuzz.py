@@ -146,8 +146,12 @@ HOSTILE_SCALARS = [
 ]
 
 
+EDGE_INTS = [2 ** 31 - 1, 2 ** 31, -2 ** 31 - 1, 2 ** 32, 2 ** 63 - 1, 2 ** 63, -2 ** 63 - 1, 2 ** 64, 10 ** 30]
+
+
 def hostile():
-    scalars = st.one_of(st.sampled_from(HOSTILE_SCALARS), st.integers(-2 ** 70, 2 ** 70),
+    scalars = st.one_of(st.sampled_from(HOSTILE_SCALARS), st.sampled_from(EDGE_INTS),
+                        st.integers(-2 ** 70, 2 ** 70),
                         st.text(max_size=12), st.floats())
     return st.recursive(scalars, lambda kids: st.one_of(
         st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=8), kids, max_size=3)),
@@ -233,9 +237,14 @@ def requests(draw, world: World):
                                         "page_reverse", "tags", "not-tags-any", "bogus"]
         words = sorted(res.attributes) + ["asc", "desc", "True", "false", "ip_address=10.10.0.5",
                                           "subnet_id=x", "ip_address_substr=10.", "a,b"]
-        vals = st.one_of(st.sampled_from(HOSTILE_SCALARS).map(str), st.integers(-2 ** 70, 2 ** 70).map(str),
-                         st.text(max_size=10), st.sampled_from(known), st.sampled_from(words))
-        query = draw(st.lists(st.tuples(st.sampled_from(keys), vals), max_size=5))
+        int_keys = ["limit", "revision_number"] + [k for k in ("mtu", "ip_version", "port_range_min",
+                                                               "provider:segmentation_id") if k in res.attributes]
+        vals = st.one_of(st.sampled_from(HOSTILE_SCALARS).map(str), st.sampled_from(EDGE_INTS).map(str),
+                         st.integers(-2 ** 70, 2 ** 70).map(str), st.text(max_size=10),
+                         st.sampled_from(known), st.sampled_from(words))
+        pair = st.one_of(st.tuples(st.sampled_from(keys), vals),
+                         st.tuples(st.sampled_from(int_keys), st.sampled_from(EDGE_INTS).map(str)))
+        query = draw(st.lists(pair, max_size=5))
         return "GET", coll + ("?" + _urlencode(query) if query else ""), None
     if op == "show":
         fields = draw(st.lists(st.sampled_from(list(res.attributes) + ["x"]), max_size=2))

@@ -128,10 +128,12 @@ def world(request, tmp_path_factory):
     state = str(tmp_path_factory.mktemp("fuzz"))
     url = request.getfixturevalue("postgres").new_database() if request.param == "postgresql" else ""
     ctl = ControllerProcess(state, db_url=url).start()
-    w = World(ctl, url or f"sqlite:///{state}/quantum.db")
-    yield w
-    w.engine.dispose()
-    ctl.stop()
+    try:
+        w = World(ctl, url or f"sqlite:///{state}/quantum.db")
+        yield w
+        w.engine.dispose()
+    finally:
+        ctl.stop()
 
 
 # --- what to send ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ import random
 import netaddr
 from sqlalchemy import bindparam, select
 
-from controller.api import errors
+from controller import domain_errors as errors
 from controller.db import models
 
 _CANDIDATES = 8          # random picks tried in one query before scanning
@@ -76,7 +76,7 @@ def _ranges(pairs: tuple) -> tuple:
 
 
 def validate_pools(net: netaddr.IPNetwork, pools: list[dict], gateway: str | None) -> list[dict]:
-    """Canonical pools or a 400/409 (InvalidAllocationPool, OutOfBounds,
+    """Canonical pools, or a domain error (InvalidAllocationPool, OutOfBounds,
     OverlappingAllocationPools, GatewayConflictWithAllocationPools)."""
     lo, hi = usable_range(net)
     ranges = []

@@ -16,7 +16,7 @@ import threading
 from controller import config, service
 from controller import cli
 from controller.db.session import Database
-from controller.flows import neighbours
+from controller.model import neighbours
 from controller.runtime import Runtime
 
 LOG = logging.getLogger("controller")

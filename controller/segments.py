@@ -6,8 +6,10 @@ a network uses, allocated from the ml2.* configuration.
   `network_vlan_ranges` per physnet, local: nothing to allocate);
 * provider networks (admin) are validated against the configuration; a
   provider segment without an id gets one from the ranges;
-* a segment in use is a 409 (the SegmentAllocation primary key guards
-  against races; the caller's transaction retries on IntegrityError).
+* a segment in use is refused (VlanIdInUse, FlatNetworkInUse, TunnelIdInUse
+  of controller/domain_errors.py, a 409 from the API; the SegmentAllocation
+  primary key guards against races, the caller's transaction retries on
+  IntegrityError).
 
 MTU: flat/vlan/local networks get `global_physnet_mtu`; tunnels subtract the
 encapsulation overhead (GRE 42, VXLAN 50, IPv4 underlay) from `ml2.path_mtu`
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 
-from controller.api import errors
+from controller import domain_errors as errors
 from controller.db import models
 
 TYPES = ("flat", "vlan", "gre", "vxlan", "local")
@@ -78,8 +80,8 @@ class Segment:
     segmentation_id: int | None
 
 
-def _invalid(msg: str) -> errors.InvalidInput:
-    return errors.InvalidInput(error_message=msg)
+def _invalid(msg: str) -> errors.InvalidSegment:
+    return errors.InvalidSegment(error_message=msg)
 
 
 def validate_provider(conf: SegmentConfig, ntype, physnet, seg_id) -> Segment:
@@ -125,7 +127,7 @@ def allocate(s, conf: SegmentConfig, network_id: str, requested: Segment | None)
                 seg_id = _free_id(s, conf, ntype, "")
                 if seg_id is not None:
                     return _reserve(s, Segment(ntype, None, seg_id), network_id)
-        raise errors.NoNetworkAvailable()
+        raise errors.NoSegmentAvailable()
     seg = requested
     if seg.network_type == "local":
         return seg
@@ -134,7 +136,7 @@ def allocate(s, conf: SegmentConfig, network_id: str, requested: Segment | None)
     if seg.segmentation_id is None:
         seg_id = _free_id(s, conf, seg.network_type, seg.physical_network or "")
         if seg_id is None:
-            raise errors.NoNetworkAvailable()
+            raise errors.NoSegmentAvailable()
         seg = Segment(seg.network_type, seg.physical_network, seg_id)
     return _reserve(s, seg, network_id)
 

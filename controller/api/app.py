@@ -2,8 +2,9 @@
 
 Requests under /v2.0/ go straight to controller.api.dispatch.Api (a plain
 werkzeug Request, no Flask context); a catch-all route hands it the rest
-that is not the console's. Api returns a Response or raises a NeutronError;
-this module turns both into HTTP (JSON bodies, 204 without content) and
+that is not the console's. Api returns a Response or raises a NeutronError
+(or a domain error of controller/domain_errors.py, answered as its Neutron
+error); this module turns them into HTTP (JSON bodies, 204 without content) and
 enforces the body size limit (413).
 Anything unexpected is logged and becomes a 500 NeutronError, never a
 traceback to the client.
@@ -20,6 +21,7 @@ from controller.api import errors
 from controller.api.dispatch import Api
 from controller.api.logsafe import exception_text, printable
 from controller.api.response import dumps
+from controller.domain_errors import DomainError
 
 LOG = logging.getLogger(__name__)
 API_PREFIX = "/v2.0/"
@@ -44,6 +46,9 @@ def create_app(runtime) -> Flask:
         except errors.NeutronError as e:
             headers = {"Connection": "close"} if e.status == 413 else {}
             return _http(e.status, e.body(), headers)
+        except DomainError as e:
+            e = errors.from_domain(e)
+            return _http(e.status, e.body())
         except Exception as exc:
             LOG.error("unexpected error on %s %s\n%s", printable(req.method), printable(req.path),
                       exception_text(exc))

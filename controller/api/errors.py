@@ -11,6 +11,8 @@ Add new errors by subclassing the family that gives the right status
 """
 from __future__ import annotations
 
+from controller import domain_errors
+
 
 class NeutronError(Exception):
     status = 500
@@ -244,3 +246,22 @@ class NoNetworkAvailable(ServiceUnavailable):
 
 class NetworkMacAddressGenerationFailure(ServiceUnavailable):
     message = "Unable to generate unique mac on network %(net_id)s."
+
+
+# --- domain errors (controller/domain_errors.py) as the API answers them -------------
+
+def from_domain(e: domain_errors.DomainError) -> NeutronError:
+    """The Neutron error for a refusal of the domain code, same facts."""
+    return _FROM_DOMAIN[type(e)](**e.details)
+
+_FROM_DOMAIN = {
+    domain_errors.InvalidAllocationPool: InvalidAllocationPool,
+    domain_errors.OutOfBoundsAllocationPool: OutOfBoundsAllocationPool,
+    domain_errors.OverlappingAllocationPools: OverlappingAllocationPools,
+    domain_errors.GatewayConflictWithAllocationPools: GatewayConflictWithAllocationPools,
+    domain_errors.InvalidSegment: InvalidInput,
+    domain_errors.NoSegmentAvailable: NoNetworkAvailable,
+    domain_errors.VlanIdInUse: VlanIdInUse,
+    domain_errors.FlatNetworkInUse: FlatNetworkInUse,
+    domain_errors.TunnelIdInUse: TunnelIdInUse,
+}

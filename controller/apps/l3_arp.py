@@ -3,7 +3,7 @@ routers' SNAT and floating-IP traffic), the way a router would: an ARP
 request sent from the router's gateway port on the gateway node, the reply
 punted back by a flow (controller/flows/nat.py, learn_gateway_mac).
 
-The MAC goes into controller/flows/neighbours.py, which the World snapshot
+The MAC goes into controller/model/neighbours.py, which the World snapshot
 reads, and into the database (restored at start: a restart changes no
 flow); a new or changed MAC publishes a router change, so the reconciler
 recompiles the NAT flows that need it. Requests repeat every REFRESH_S (a
@@ -36,11 +36,11 @@ from controller.apps import switch_session
 from controller.apps.guard import guarded
 from controller.db import models as m
 from controller.events import Change
-from controller.flows import neighbours
+from controller.model import neighbours
 from controller.flows import tables as t
-from controller.flows.router_snapshot import load_router_world
+from controller.model.router_snapshot import load_router_world
 from controller.flows.uplink import tagged, uplink_of
-from controller.flows.world import World
+from controller.model.world import World
 from controller.runtime import Runtime
 
 LOG = logging.getLogger(__name__)

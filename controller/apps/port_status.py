@@ -14,7 +14,8 @@ from sqlalchemy import bindparam, func, select, update
 
 from controller.db import models as m
 from controller.events import Change
-from controller.flows.world import World
+from controller.model import owners
+from controller.model.world import World
 
 LOG = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class PortStatusWriter:
             net = world.networks.get(info.network_id)
             if info.node_id in confirmed:
                 return "ACTIVE" if info.admin_state_up and net and net.admin_state_up else "DOWN"
-            if info.node_id is None and not info.device_owner.startswith("network:"):
+            if info.node_id is None and not owners.is_infrastructure(info.device_owner):
                 return "DOWN"
             if candidates is not None:
                 pending.add(pid)

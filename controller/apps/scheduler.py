@@ -36,8 +36,8 @@ from controller.db import models as m
 from controller.events import Change
 from controller.flows.compiler import NodeCompiler
 from controller.flows.plan import affected_nodes, plan_switch
-from controller.flows.snapshot import allocate, allocation_needed, load_world, refresh_ports
-from controller.flows.world import World
+from controller.model.snapshot import allocate, allocation_needed, load_world, refresh_ports
+from controller.model.world import World
 
 LOG = logging.getLogger(__name__)
 

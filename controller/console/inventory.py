@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from controller.console.owners import OwnerIndex
 from controller.db import models as m
-from controller.flows.snapshot import load_world
-from controller.flows.world import World
+from controller.model.snapshot import load_world
+from controller.model.world import World
 
 
 @dataclass

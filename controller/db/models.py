@@ -230,7 +230,7 @@ class LocalVlan(Base):
 
 class Neighbour(Base):
     """A MAC the controller resolved by ARP: an external network's gateway
-    (controller/flows/neighbours.py). Stored so that a restarted controller
+    (controller/model/neighbours.py). Stored so that a restarted controller
     compiles the same NAT flows at once instead of removing them until it
     has resolved the gateway again."""
     __tablename__ = "neighbours"
@@ -242,7 +242,7 @@ class Neighbour(Base):
 
 class MetadataAddress(Base):
     """The index of the address a VM port's metadata requests come from
-    (controller/proxy/addresses.py): the proxy maps it back to the port.
+    (controller/model/metadata_addresses.py): the proxy maps it back to the port.
     Stored so the address stays the same across controller restarts."""
     __tablename__ = "metadata_addresses"
     port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)

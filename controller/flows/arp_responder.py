@@ -17,7 +17,7 @@ from controller.flows import tables as t
 from controller.flows.flow import Flow
 from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import is_usable
-from controller.flows.world import NodeInfo, World
+from controller.model.world import NodeInfo, World
 
 T = t.IntTable
 PRIO_OWN_ADDRESS = 200

@@ -7,7 +7,7 @@ from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.flows.uplink import PHYSICAL_TYPES, is_usable, tagged, uplink_of
-from controller.flows.world import NodeInfo, World
+from controller.model.world import NodeInfo, World
 
 PRIO_TRANSLATE = 4
 

@@ -13,7 +13,7 @@ from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import TUNNEL_TYPES, is_usable, push_local_vlan, tagged
-from controller.flows.world import NetworkInfo, NodeInfo, World
+from controller.model.world import NetworkInfo, NodeInfo, World
 
 T = t.TunTable
 

@@ -18,7 +18,7 @@ from controller.flows.l3 import compile_l3
 from controller.flows.metadata import compile_metadata
 from controller.flows.nat import compile_nat
 from controller.flows.pipeline import compile_pipeline
-from controller.flows.world import NodeInfo, World
+from controller.model.world import NodeInfo, World
 
 LOG = logging.getLogger(__name__)
 

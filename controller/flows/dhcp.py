@@ -24,7 +24,8 @@ ARP for the DHCP address is answered by the ARP responder
 (controller/flows/arp_responder.py), which covers every port of a network.
 
 Meters: one per punted port, meter id = its ofport (unique per bridge and
-stable across restarts), rate `dhcp.packet_in_rate` packets/s, drop band.
+stable across restarts), rate `dhcp.packet_in_rate` packets/s (carried in
+World.settings), drop band.
 """
 from __future__ import annotations
 
@@ -37,19 +38,18 @@ from controller.flows import tables as t
 from controller.flows.flow import NO_BUFFER, Flow, Meter, match
 from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable
-from controller.flows.world import NodeInfo, PortInfo, World
+from controller.model.world import NodeInfo, PortInfo, World
 from controller.model import owners
 
 T = t.IntTable
 PRIO_PUNT = t.PRIO_DEFAULT
 PRIO_PORTSEC_DHCP = t.PRIO_DEFAULT + 10    # above port security's per-address flows
-DEFAULT_RATE = 50
 
 
-def compile_dhcp(world: World, node: NodeInfo, rate_pps: int | None = None) -> list:
+def compile_dhcp(world: World, node: NodeInfo) -> list:
     if "br-int" not in dict(node.bridges):
         return []
-    rate = rate_pps or configured_rate()
+    rate = world.settings.dhcp_packet_in_rate
     out: list = []
     for net in world.networks_on(node.id):
         if not is_usable(net):
@@ -66,15 +66,6 @@ def compile_dhcp(world: World, node: NodeInfo, rate_pps: int | None = None) -> l
             if p.network_id == net.id and p.admin_state_up and not owners.is_infrastructure(p.device_owner):
                 out += punt_dhcp(p, rate, answers)
     return out
-
-
-def configured_rate() -> int:
-    """dhcp.packet_in_rate of the running controller (the default in unit tests)."""
-    try:
-        from controller.runtime import Runtime
-        return int(Runtime.current().cfg.get("dhcp.packet_in_rate"))
-    except Exception:
-        return DEFAULT_RATE
 
 
 def dhcp_port(world: World, network_id: str) -> PortInfo | None:

@@ -22,7 +22,7 @@ from controller.flows import tables as t
 from controller.flows.flow import Flow, address_match, dedupe, match
 from controller.flows.memo import latest_per, per_object
 from controller.flows.uplink import is_usable, push_local_vlan, tagged, uplink_of
-from controller.flows.world import NetworkInfo, NodeInfo, PortInfo, World
+from controller.model.world import NetworkInfo, NodeInfo, PortInfo, World
 
 T = t.IntTable
 BROADCAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")   # multicast bit: bcast + mcast

@@ -52,7 +52,7 @@ from controller.flows import answers, cookies
 from controller.flows import tables as t
 from controller.flows.flow import NO_BUFFER, Flow, Meter, address_match, dedupe, match
 from controller.flows.uplink import PHYSICAL_TYPES, TUNNEL_TYPES, is_usable, tagged, uplink_of
-from controller.flows.world import NodeInfo, PortInfo, RouterInfo, RouterInterface, World
+from controller.model.world import NodeInfo, PortInfo, RouterInfo, RouterInterface, World
 from controller.model import owners
 
 T = t.IntTable

@@ -6,7 +6,7 @@
 caches the result on the *identity* of the first argument and the value of
 the others. Why this is safe: World objects are frozen, so one object always
 yields the same flows. Why identity: the reconciler's incremental World
-(controller/flows/snapshot.py refresh_ports) keeps every unchanged PortInfo
+(controller/model/snapshot.py refresh_ports) keeps every unchanged PortInfo
 object from one round to the next, so an unchanged port costs one dict
 lookup on an int, and returns the very same Flow objects as last round,
 which lets compiler.NodeCompiler and the reconciler diff by identity instead

@@ -10,8 +10,8 @@ conntrack. Stateless rewriting both ways:
             169.254.169.254:80 -> the VM's fixed IP and MAC, out of its port
 
 S(port) is the port's own address in [metadata] source_range (index stored
-in the DB, controller/proxy/addresses.py), so the proxy knows the port from
-the source address alone, whatever tenants do with their addresses; M(port)
+in the DB, controller/model/metadata_addresses.py), so the proxy knows the
+port from the source address alone, whatever tenants do with their addresses; M(port)
 is a MAC derived from the same index. The proxy host reaches S(port) by ARP
 on the management network (on-link route for source_range), and only the
 node where the port is answers that ARP, with M(port). Because M(port) does
@@ -25,7 +25,7 @@ Flows (br-int; cookie "metadata" with the port's id, or the node's):
             in_port=patch-meta, tcp from proxy to S(port) -> rewrite, out <vm>
             arp request for 169.254.169.254 (from any VM port) -> reply METADATA_MAC
             in_port=patch-meta, anything else (1) -> drop
-The VM's fixed IP used is its lowest IPv4 address (addresses.primary_ipv4),
+The VM's fixed IP used is its lowest IPv4 address (metadata_addresses.primary_ipv4),
 the one it sends from; other sources (allowed address pairs) are not
 redirected. Requests and replies bypass the security-group tables, as
 Quantum's metadata traffic did.
@@ -40,9 +40,9 @@ from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.flows.memo import per_object
 from controller.flows.uplink import is_usable
-from controller.flows.world import NodeInfo, PortInfo, World
-from controller.proxy.addresses import address_of, primary_ipv4, wants_metadata
-from controller.proxy.settings import MetadataSettings, configured
+from controller.model.world import NodeInfo, PortInfo, World
+from controller.model.metadata_addresses import address_of, primary_ipv4, wants_metadata
+from controller.model.settings import MetadataSettings
 
 T = t.IntTable
 UPLINK = t.INT_PATCH_META_OFPORT
@@ -52,9 +52,8 @@ METADATA_MAC = "fe:a9:fe:a9:fe:fe"     # answers ARP for 169.254.169.254
 SOURCE_MAC_PREFIX = "fe:64"            # + 4 bytes of the port's index: M(port)
 
 
-def compile_metadata(world: World, node: NodeInfo,
-                     settings: MetadataSettings | None = None) -> list[Flow]:
-    settings = settings or configured()
+def compile_metadata(world: World, node: NodeInfo) -> list[Flow]:
+    settings = world.settings.metadata          # None: metadata is off
     if settings is None or "br-int" not in dict(node.bridges):
         return []
     out = list(node_flows(node.id))

@@ -38,7 +38,7 @@ from controller.flows import tables as t
 from controller.flows.flow import NO_BUFFER, Flow, ct, dedupe, match
 from controller.flows.l3 import ETH_IP, PRIO_PING, enter_from_uplink, local_interfaces
 from controller.flows.uplink import is_usable, push_local_vlan, uplink_of
-from controller.flows.world import FloatingIPInfo, NodeInfo, RouterInfo, World
+from controller.model.world import FloatingIPInfo, NodeInfo, RouterInfo, World
 
 T = t.IntTable
 NAT_SRC = 1                   # NX_NAT_F_SRC (os-ken does not export it)

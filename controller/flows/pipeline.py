@@ -13,7 +13,7 @@ from __future__ import annotations
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, match
-from controller.flows.world import NodeInfo, World
+from controller.model.world import NodeInfo, World
 
 INT_DROP_ON_MISS = (t.IntTable.CLASSIFY, t.IntTable.PORT_SECURITY,
                     t.IntTable.L2_LOOKUP, t.IntTable.OUTPUT)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.flows import tables as t
-from controller.flows.world import NetworkInfo, NodeInfo
+from controller.model.world import NetworkInfo, NodeInfo
 from controller.protocols import ETH_TYPE_8021Q
 
 TUNNEL_TYPES = ("gre", "vxlan", "geneve")

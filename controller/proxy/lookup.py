@@ -1,7 +1,7 @@
 """Source address of a metadata request -> the Quantum port -> the instance.
 
 The flows rewrite every request to come from the port's own address in the
-source range (controller/proxy/addresses.py), so this is one indexed query
+source range (controller/model/metadata_addresses.py), so this is one indexed query
 and never depends on the (possibly overlapping) tenant addresses.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from controller.db import models as m
-from controller.proxy.addresses import index_of, primary_ipv4
+from controller.model.metadata_addresses import index_of, primary_ipv4
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pytest
 from controller.db import models as m
 from controller.db.session import Database
 from controller.flows.compiler import compile_node
-from controller.flows.snapshot import load_world
+from controller.model.snapshot import load_world
 from tests.lab.fixtures import lab_factory  # noqa: F401
 from tests.lab.proc import wait_until
 

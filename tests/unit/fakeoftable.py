@@ -24,8 +24,8 @@ class FakeFabric(Fabric):
 
 def make_world(nodes, networks, ports, subnets=()):
     """A World with local VLANs assigned the way load_world does."""
-    from controller.flows.snapshot import assign_local_vlans
-    from controller.flows.world import World, needed_local_vlans
+    from controller.model.allocation import assign_local_vlans
+    from controller.model.world import World, needed_local_vlans
     w = World(nodes={n.id: n for n in nodes}, networks={n.id: n for n in networks},
               subnets={s.id: s for s in subnets}, ports={p.id: p for p in ports})
     return World(nodes=w.nodes, networks=w.networks, subnets=w.subnets, ports=w.ports,

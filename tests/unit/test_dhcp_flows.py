@@ -1,11 +1,14 @@
 """The DHCP flow compiler (controller/flows/dhcp.py) on hand-built worlds."""
 from __future__ import annotations
 
+import dataclasses
+
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.dhcp import compile_dhcp
 from controller.flows.flow import Flow, Meter
-from controller.flows.world import NetworkInfo, NodeInfo, PortInfo, SubnetInfo, World
+from controller.model.settings import Settings
+from controller.model.world import NetworkInfo, NodeInfo, PortInfo, SubnetInfo, World
 
 NODE = NodeInfo(id="node-1", hostname="hv1", role="compute", tunnel_ip="172.31.0.1",
                 tunnel_type="gre", bridges=(("br-int", 1), ("br-tun", 2)))
@@ -34,7 +37,7 @@ def world(enable_dhcp=True, dhcp_port=True, net_up=True, vm_up=True):
 
 
 def test_punts_dhcp_of_each_local_vm_port_metered_with_its_cookie():
-    out = compile_dhcp(world(), NODE, rate_pps=20)
+    out = compile_dhcp(dataclasses.replace(world(), settings=Settings(dhcp_packet_in_rate=20)), NODE)
     flows = [f for f in out if isinstance(f, Flow)]
     meters = [m for m in out if isinstance(m, Meter)]
     assert meters == [Meter("br-int", 5, 20, 20)]

@@ -93,6 +93,7 @@ def every_flow_shape() -> list[Flow]:
     from tests.unit import test_dhcp_flows as dhcp
     from tests.unit import test_l3_flows as l3
     from controller.flows.metadata import compile_metadata
+    from controller.model.settings import Settings
     from tests.unit.test_metadata_flows import S
     flows = []
     for mode in ("gre", "vlan", "flat"):
@@ -103,7 +104,8 @@ def every_flow_shape() -> list[Flow]:
         w = make_world([l2.H1, l2.H2], [n], [a, b])
         flows += [f for fl in compile_all(w).values() for f in fl]
         wm = dataclasses.replace(w, metadata_indexes={a.id: 5, b.id: 6})
-        flows += [f for nd in wm.nodes.values() for f in compile_metadata(wm, nd, settings=S)]
+        wm = dataclasses.replace(wm, settings=Settings(metadata=S))
+        flows += [f for nd in wm.nodes.values() for f in compile_metadata(wm, nd)]
     for mode in ("gre", "vlan"):
         topo = l3.Topo(mode, gateway=True, fip=True)
         flows += [f for fl in compile_all(topo.world).values() for f in fl]

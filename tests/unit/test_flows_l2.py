@@ -8,7 +8,7 @@ import pytest
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.compiler import compile_node
-from controller.flows.world import NetworkInfo, NodeInfo, PortInfo
+from controller.model.world import NetworkInfo, NodeInfo, PortInfo
 from tests.unit.fakeoftable import FakeTable, compile_all, fabric, make_world
 
 BCAST = "ff:ff:ff:ff:ff:ff"

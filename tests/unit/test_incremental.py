@@ -11,7 +11,7 @@ from controller.flows import tables as t
 from controller.flows.compiler import COMPILERS, NodeCompiler, compile_node
 from controller.flows.flow import Flow, match
 from controller.flows.plan import apply_plan
-from controller.flows.world import World
+from controller.model.world import World
 from tests.unit.fakeoftable import make_world
 from tests.unit.test_flows_l2 import net, node, port
 
@@ -174,8 +174,7 @@ def test_a_failing_compiler_makes_the_result_incomplete():
 
 def test_refresh_ports_equals_a_whole_reload(db):
     from controller.db import models as m
-    from controller.flows.snapshot import (allocate, allocation_needed, load_world, read_session,
-                                           refresh_ports)
+    from controller.model.snapshot import allocate, allocation_needed, load_world, refresh_ports
     with db.write() as s:
         s.add(m.Node(id=str(uuid.uuid4()), hostname="hv-a", role="compute", tunnel_ip="192.0.2.9",
                      tunnel_type="gre", bridges={"br-int": 1, "br-tun": 2}))
@@ -196,14 +195,14 @@ def test_refresh_ports_equals_a_whole_reload(db):
             s.add(m.IPAllocation(subnet_id=sub.id, ip_address=f"10.9.0.{i + 5}", port_id=p.id,
                                  network_id=n.id))
             ids.append(p.id)
-    with read_session(db) as s:
+    with db.read() as s:
         world = load_world(s, allocate=False)
     with db.write() as s:                 # bind one port, delete another
         s.get(m.Port, ids[0]).host_id = "hv-a"
         s.get(m.Port, ids[0]).ofport = 5
         s.get(m.Port, ids[0]).vif_type = "ovs"
         s.delete(s.get(m.Port, ids[2]))
-    with read_session(db) as s:
+    with db.read() as s:
         fresh = refresh_ports(s, world, {ids[0], ids[2]})
         whole = load_world(s, allocate=False)
     assert fresh == whole
@@ -252,7 +251,7 @@ def test_port_status_follows_the_confirmed_nodes(db):
     from controller.apps.port_status import PortStatusWriter
     from controller.db import models as m
     from controller.events import ChangeBus
-    from controller.flows.snapshot import load_world, read_session
+    from controller.model.snapshot import load_world
     with db.write() as s:
         s.add(m.Node(id=str(uuid.uuid4()), hostname="hv-s", role="compute", tunnel_ip="192.0.2.8",
                      tunnel_type="gre", bridges={"br-int": 1}))
@@ -266,7 +265,7 @@ def test_port_status_follows_the_confirmed_nodes(db):
                          device_owner="compute:nova", status="ACTIVE" if i == 2 else "DOWN",
                          host_id="hv-s" if i < 2 else "", vif_type="ovs" if i < 2 else "unbound",
                          ofport=i + 1 if i < 2 else None))
-    with read_session(db) as s:
+    with db.read() as s:
         world = load_world(s, allocate=False)
     node_id = next(iter(world.nodes))
     published = []

@@ -10,8 +10,8 @@ import pytest
 from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.l3 import host_router_mac
-from controller.flows.snapshot import assign_local_vlans
-from controller.flows.world import (FloatingIPInfo, NetworkInfo, NodeInfo, PortInfo,
+from controller.model.allocation import assign_local_vlans
+from controller.model.world import (FloatingIPInfo, NetworkInfo, NodeInfo, PortInfo,
                                     RouterGateway, RouterInfo, RouterInterface, SubnetInfo, World,
                                     needed_local_vlans)
 from tests.unit.fakeoftable import WIRE_OFPORT, compile_all, fabric

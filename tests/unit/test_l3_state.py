@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from controller.db import models as m
-from controller.flows import neighbours
-from controller.flows.router_snapshot import load_router_world
-from controller.flows.snapshot import load_world
+from controller.model import neighbours
+from controller.model.router_snapshot import load_router_world
+from controller.model.snapshot import load_world
 
 
 @pytest.fixture(autouse=True)

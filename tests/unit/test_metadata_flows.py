@@ -1,10 +1,9 @@
 """The metadata redirection (controller/flows/metadata.py) walked through the
 fake flow tables of two nodes, and the per-port source addresses
-(controller/proxy/addresses.py), including their allocation in the DB."""
+(controller/model/metadata_addresses.py), including their allocation in the DB."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import pytest
 
@@ -12,12 +11,12 @@ from controller import config
 from controller.db import models as m
 from controller.db.session import Database
 from controller.flows import tables as t
-from controller.flows.compiler import COMPILERS, compile_node
+from controller.flows.compiler import compile_node
 from controller.flows.metadata import (METADATA_MAC, UPLINK, compile_metadata, source_mac)
-from controller.flows.snapshot import load_world
-from controller.proxy.addresses import (address_of, assign_indexes, index_of, max_index,
+from controller.model.snapshot import load_world
+from controller.model.metadata_addresses import (address_of, assign_indexes, index_of, max_index,
                                         primary_ipv4)
-from controller.proxy.settings import MetadataSettings
+from controller.model.settings import MetadataSettings, Settings
 from controller.runtime import Runtime
 from tests.unit.fakeoftable import FakeFabric, make_world
 from tests.unit.test_flows_l2 import BCAST, H1, H2, arp_req, net, port
@@ -32,12 +31,14 @@ def tcp(src_mac, dst_mac, src_ip, dst_ip, sport, dport):
             "ipv4_src": src_ip, "ipv4_dst": dst_ip, "tcp_src": sport, "tcp_dst": dport}
 
 
+def with_metadata(world, settings=S):
+    """The World as a controller with [metadata] configured loads it."""
+    return dataclasses.replace(world, settings=Settings(metadata=settings))
+
+
 def fabric_with(world, settings=S):
-    compilers = [functools.update_wrapper(functools.partial(compile_metadata, settings=settings),
-                                          compile_metadata) if fn is compile_metadata else fn
-                 for fn in COMPILERS]
-    return FakeFabric(world, {n.id: compile_node(world, n, compilers).flows
-                              for n in world.nodes.values()})
+    world = with_metadata(world, settings)
+    return FakeFabric(world, {n.id: compile_node(world, n).flows for n in world.nodes.values()})
 
 
 @pytest.fixture
@@ -113,10 +114,10 @@ def test_admin_down_or_unplugged_ports_are_not_redirected(two_tenants):
     w, a, b = two_tenants
     down = dataclasses.replace(a, admin_state_up=False)
     w2 = dataclasses.replace(w, ports={a.id: down, b.id: b})
-    flows = compile_metadata(w2, H1, S)
+    flows = compile_metadata(with_metadata(w2), H1)
     assert not [f for f in flows if ("output", UPLINK) in f.actions]
     no_index = dataclasses.replace(w, metadata_indexes={})
-    assert not [f for f in compile_metadata(no_index, H1, S) if ("output", UPLINK) in f.actions]
+    assert not [f for f in compile_metadata(with_metadata(no_index), H1) if ("output", UPLINK) in f.actions]
 
 
 def test_addresses_round_trip_and_bounds():
@@ -165,6 +166,7 @@ def test_load_world_allocates_and_frees_indexes_in_the_db(tmp_path):
                                      network_id="net"))
         w = db.run_in_transaction(load_world)
         assert w.metadata_indexes == {"p1": 1, "p2": 2}          # not the DHCP port
+        assert w.settings.metadata == S                            # the running configuration's
         with db.read() as s:
             assert {r.port_id: r.address_index for r in s.query(m.MetadataAddress)} == {"p1": 1, "p2": 2}
         assert db.run_in_transaction(load_world).metadata_indexes == {"p1": 1, "p2": 2}

@@ -10,7 +10,7 @@ from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.flows.trace import (CONTROLLER, DELIVERED, DROPPED, ERROR, Fabric, TraceError,
                                     table_name)
-from controller.flows.world import NetworkInfo, NodeInfo, PortInfo, SubnetInfo
+from controller.model.world import NetworkInfo, NodeInfo, PortInfo, SubnetInfo
 from tests.unit.fakeoftable import compile_all, make_world
 
 

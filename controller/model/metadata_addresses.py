@@ -1,7 +1,7 @@
 """The per-port source addresses of metadata requests.
 
 Each VM port gets a small integer index, stored in the `metadata_addresses`
-table (allocated by controller/flows/snapshot.py like the local VLANs). The
+table (allocated by controller/model/allocation.py like the local VLANs). The
 flows rewrite a VM's request to come from `source_range[index]`, so the proxy
 learns the port from the source address alone, even when two tenants use the
 same fixed IPs. Index 0 and the range's last address are never used (network
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Iterable
+
+from controller.model import owners
 
 DEFAULT_RANGE = "100.64.0.0/10"
 FIRST_INDEX = 1
@@ -80,33 +82,5 @@ def assign_indexes(existing: dict[str, int], wanted: set[str], live: set[str],
 
 def wants_metadata(port) -> bool:
     """A VM port plugged into a node with an IPv4 address (a world.PortInfo)."""
-    return bool(port.node_id and port.ofport and not port.device_owner.startswith("network:")
+    return bool(port.node_id and port.ofport and not owners.is_infrastructure(port.device_owner)
                 and primary_ipv4(ip for _s, ip in port.fixed_ips))
-
-
-def load_metadata_indexes(session, ports: dict, allocate: bool = True) -> dict[str, int]:
-    """port id -> index, from the metadata_addresses table; with `allocate`
-    (inside a write transaction, like the local VLANs) every plugged VM port
-    gets one and ports that are gone give theirs back. Nothing is allocated
-    while metadata is off."""
-    from sqlalchemy import select
-
-    from controller.db import models as m
-    from controller.proxy.settings import configured
-    existing = {r.port_id: r.address_index for r in session.scalars(select(m.MetadataAddress))}
-    settings = configured()
-    if not allocate or settings is None:
-        return existing
-    wanted = {p.id for p in ports.values() if wants_metadata(p)}
-    out = assign_indexes(existing, wanted, set(ports), settings.source_range)
-    if out != existing:
-        table = m.MetadataAddress.__table__
-        for port_id, index in existing.items():
-            if out.get(port_id) != index:
-                session.execute(table.delete().where(table.c.port_id == port_id))
-        session.flush()
-        for port_id, index in out.items():
-            if existing.get(port_id) != index:
-                session.add(m.MetadataAddress(port_id=port_id, address_index=index))
-        session.flush()
-    return out

@@ -1,6 +1,12 @@
-"""The [metadata] options the flows need, resolved once: where the proxy is
-(address, port, MAC) and the source range. None when metadata is off
-(no proxy_address)."""
+"""The configuration the flow compilers depend on, carried in the World
+snapshot (World.settings) so that a compiler reads its inputs and nothing
+else: the DHCP packet-in rate and the [metadata] options (where the proxy
+is - address, port, MAC - and the source range; None when metadata is off,
+i.e. no proxy_address).
+
+The snapshot loaders (controller/model/snapshot.py) take them from the
+running controller's configuration (`current()`); tests build them by hand.
+"""
 from __future__ import annotations
 
 import functools
@@ -20,7 +26,7 @@ class MetadataSettings:
     source_range: str
 
 
-def from_config(cfg) -> MetadataSettings | None:
+def metadata_from_config(cfg) -> MetadataSettings | None:
     ip = cfg.get("metadata.proxy_address")
     if not ip:
         return None
@@ -33,14 +39,29 @@ def from_config(cfg) -> MetadataSettings | None:
                             cfg.get("metadata.source_range"))
 
 
-def configured() -> MetadataSettings | None:
-    """The running controller's settings (None in unit tests without a Runtime)."""
+DEFAULT_DHCP_RATE = 50
+
+
+@dataclass(frozen=True)
+class Settings:
+    dhcp_packet_in_rate: int = DEFAULT_DHCP_RATE   # packets/s a port may send to the DHCP server
+    metadata: MetadataSettings | None = None       # None: no metadata flows, no source indexes
+
+
+def settings_from_config(cfg) -> Settings:
+    return Settings(dhcp_packet_in_rate=int(cfg.get("dhcp.packet_in_rate")),
+                    metadata=metadata_from_config(cfg))
+
+
+def current() -> Settings:
+    """The running controller's settings; the defaults (metadata off) where
+    no Runtime is set up (unit tests, tools)."""
+    from controller.runtime import Runtime       # here: the model does not need a runtime to load
     try:
-        from controller.runtime import Runtime
         cfg = Runtime.current().cfg
     except RuntimeError:
-        return None
-    return from_config(cfg)
+        return Settings()
+    return settings_from_config(cfg)
 
 
 @functools.lru_cache(maxsize=16)

@@ -5,7 +5,7 @@ import sys as _sys
 def _import_ovs_without_eventlet() -> None:
     """The `ovs` package's poller imports eventlet (and with it dnspython)
     only to ask whether eventlet monkey-patched select(); os-ken runs on
-    native threads here (LAB.md P4), so the answer is no. Importing it cost a
+    native threads here (docs/ARCHITECTURE.md "os-ken"), so the answer is no. Importing it cost a
     quarter of the controller's import CPU time. Hide eventlet while ovs.poller
     loads; anything that really wants eventlet can still import it later."""
     if "eventlet" in _sys.modules or "ovs.poller" in _sys.modules:

@@ -2,7 +2,7 @@
 
 os-ken 4.2.2's native hub defines `hub.TaskExit = Exception`, so its app event
 loop re-raises ANY handler exception as if it were a normal exit and the app
-silently stops receiving events (shared/LAB.md P4).
+silently stops receiving events (docs/ARCHITECTURE.md "os-ken").
 controller/openflow/osken_patches.keep_apps_alive_on_errors() gives TaskExit
 its own class again, and `guarded` wraps each of our handlers so an exception
 is logged and counted, and the next event is processed as usual.

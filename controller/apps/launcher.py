@@ -1,5 +1,5 @@
 """Start os-ken in-process with our apps (os-ken 4.2.2 ships no osken-manager,
-shared/LAB.md P3). The listen port is always passed explicitly so os-ken does
+docs/ARCHITECTURE.md "os-ken"). The listen port is always passed explicitly so os-ken does
 not also open the legacy 6633."""
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ any unexpected error into `Malformed("internal")`, so a hostile frame cannot
 take the packet-in handler down.
 
 Checksums are not verified: with checksum offload a VM's UDP checksum is
-often left unfilled (shared/LAB.md P1), and the frame came straight from a
+often left unfilled (docs/LAB.md section 3), and the frame came straight from a
 local port, not from a lossy wire.
 """
 from __future__ import annotations

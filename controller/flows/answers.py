@@ -1,5 +1,5 @@
 """The switch answering for an address itself: an ARP reply and an ICMP echo
-reply built in place from the request (shared/LAB.md section 6). One builder
+reply built in place from the request (docs/PIPELINE.md, tables 20-22 and 40). One builder
 of each; the compilers put them in their own table, at their own priority,
 with their own extra match fields (network, ingress port, ...).
 """

@@ -4,7 +4,7 @@ host where the request enters (no broadcast crosses the tunnels for them).
 For each IPv4 fixed IP of an administratively up port on a network present on
 this node (bound anywhere or not at all: the DHCP and router ports live in the
 controller), a request from a VM port of that network is turned into the
-reply and sent back out of its ingress port (shared/LAB.md section 6).
+reply and sent back out of its ingress port (docs/PIPELINE.md, table 20).
 A port asking for its own address (duplicate address detection) is not
 answered: that would look like a conflict.
 """

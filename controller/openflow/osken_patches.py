@@ -26,7 +26,7 @@ class TaskExit(BaseException):
 def keep_apps_alive_on_errors() -> None:
     """os-ken's native hub defines `hub.TaskExit = Exception`, so its app
     event loop takes ANY handler exception for a normal exit and the app
-    silently stops receiving events (shared/LAB.md P4). Give TaskExit its own
+    silently stops receiving events (docs/ARCHITECTURE.md "os-ken"). Give TaskExit its own
     class again (nothing in native mode raises it); controller.apps.guard
     then logs handler exceptions and the loop goes on."""
     if hub.HUB_TYPE == "native":

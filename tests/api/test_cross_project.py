@@ -1,7 +1,7 @@
 """Cross-project matrix (issue 18): a member of project B against every
 resource of project A and every writable attribute, on A's private network
 and on a network A shares, with the answers of Neutron's default policy
-(API-CONFORMANCE 3; neutron/conf/policies/*.py, new defaults):
+(docs/API.md "Tenancy and policy"; Neutron's new defaults):
 
 * what B cannot see (A's private network and everything on it, A's ports on
   the shared network, A's routers, floating IPs, security groups, rules) is

@@ -1,4 +1,4 @@
-"""One exception in a handler must never stop an os-ken app (LAB.md P4)."""
+"""One exception in a handler must never stop an os-ken app (docs/ARCHITECTURE.md "os-ken")."""
 import threading
 import time
 

@@ -120,10 +120,11 @@ class ApiMetrics:
         self.requests: dict[tuple[str, int], int] = {}     # (method, status) -> count
         self.latency = Histogram()
 
-    def record(self, method: str, status: int, seconds: float) -> None:
+    def record(self, method: str, status: int, seconds: float, resource: str = "") -> None:
+        """resource: the API collection (networks, ports, ...) or "" for the console's pages."""
         with self._lock:
             self.requests[(method, status)] = self.requests.get((method, status), 0) + 1
-        self.latency.observe(seconds, method=method)
+        self.latency.observe(seconds, method=method, resource=resource)
 
     def families(self) -> list[Family]:
         req = Family("quantum_api_requests_total", "counter", "REST API requests by method and status.")
@@ -132,7 +133,8 @@ class ApiMetrics:
         for (method, status), n in items:
             req.add(n, method=method, status=str(status))
         return [req, self.latency.family("quantum_api_request_duration_seconds",
-                                         "REST API request latency in seconds.")]
+                                         "REST API request latency in seconds, by method and "
+                                         "resource (collection; other: unknown paths).")]
 
 
 def instrument(app) -> ApiMetrics:
@@ -181,6 +183,8 @@ def collect(rt, api_metrics: ApiMetrics | None = None, query_switches: bool = Tr
     fams.append(errs)
     if api_metrics is not None:
         fams += api_metrics.families()
+    from controller.apps import port_timing
+    fams.append(port_timing.family())
     fams.append(Family("quantum_uptime_seconds", "gauge", "Seconds since the controller started.")
                 .add(time.time() - rt.started_at))
     return fams

@@ -29,9 +29,23 @@ METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 _DRAIN_LIMIT = 64 * 1024 * 1024
 
 
+def resource_label(known):
+    """path -> its collection for the metrics' resource label; paths outside
+    the known collections are "other" (no label per garbage path)."""
+    known = frozenset(known)
+
+    def of(path: str) -> str:
+        first = path[len(API_PREFIX):].split("/", 1)[0]
+        first = first[:-5] if first.endswith(".json") else first
+        return first if first in known else "other"
+    return of
+
+
 def create_app(runtime) -> Flask:
     app = Flask("quantum-controller")
     api = Api(runtime)
+    from controller.api import registry
+    resource_of = resource_label(list(api.resources) + list(registry.SPECIAL))
     app.extensions["quantum_api"] = api
     if api.keystone:
         from controller.api.keystone import Keystone
@@ -75,7 +89,7 @@ def create_app(runtime) -> Flask:
         req = Request(environ)
         resp = answer(req)
         seconds = time.perf_counter() - t0
-        api_metrics.record(req.method, resp.status_code, seconds)
+        api_metrics.record(req.method, resp.status_code, seconds, resource_of(req.path))
         # The access log: writes and failures at INFO, successful reads at DEBUG.
         level = logging.DEBUG if req.method == "GET" and resp.status_code < 400 else logging.INFO
         if LOG.isEnabledFor(level):

@@ -25,7 +25,7 @@ from os_ken.base import app_manager
 from sqlalchemy import select
 
 from controller import channels, tls
-from controller.apps import port_binding
+from controller.apps import port_binding, port_timing
 from controller.apps.port_binding import NodeInfo, Vif
 from controller.db import models
 from controller.events import Change
@@ -352,7 +352,7 @@ class OvsdbMonitor(app_manager.OSKenApp):
             channels.FAILURES.succeeded("ovsdb", conn.node.id)
 
     def _sync(self, conn: NodeConnection, vifs, plugged, unplugged):
-        started = time.perf_counter()
+        started, started_mono = time.perf_counter(), time.monotonic()
         result = self.runtime.db.run_in_transaction(
             port_binding.sync, conn.node, vifs, plugged, unplugged)
         LOG.debug("%s: %s sync of %d VIFs: %d port(s) changed in %.1f ms", conn.node.hostname,
@@ -376,6 +376,7 @@ class OvsdbMonitor(app_manager.OSKenApp):
             if iface not in vifs:
                 del conn.refused[iface]
         if result.changed:
+            port_timing.bound(result.changed, at=started_mono)
             self.runtime.bus.publish([Change("port", pid) for pid in result.changed])
 
     # --- nodes -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import logging
 
 from sqlalchemy import bindparam, func, select, update
 
+from controller.apps import port_timing
 from controller.db import models as m
 from controller.events import Change
 from controller.model import owners
@@ -81,6 +82,7 @@ class PortStatusWriter:
         changed = self.db.run_in_transaction(txn)
         self.own_revisions |= own_revisions
         if changed:
+            port_timing.settled({pid: wants[pid] for pid in changed})
             LOG.info("port status changed: %d port(s)", len(changed))
             self.bus.publish([Change("port", pid, "update") for pid in changed])
 

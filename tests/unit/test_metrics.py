@@ -48,7 +48,16 @@ def test_api_hook_counts_requests_by_status_and_times_them():
     assert am.requests == {("GET", 200): 2, ("GET", 404): 1, ("POST", 405): 1}
     got = samples(render(am.families()))
     assert got[("quantum_api_requests_total", (("method", "GET"), ("status", "200")))] == 2
-    assert got[("quantum_api_request_duration_seconds_count", (("method", "GET"),))] == 3
+    # Flask-served paths (console, /metrics) have no API resource: an empty label.
+    assert got[("quantum_api_request_duration_seconds_count", (("method", "GET"), ("resource", "")))] == 3
+
+
+def test_api_latency_label_is_the_collection_or_other():
+    from controller.api.app import resource_label
+    of = resource_label(["networks", "ports", "quotas"])
+    assert of("/v2.0/networks") == "networks" and of("/v2.0/networks.json") == "networks"
+    assert of("/v2.0/ports/abc/tags") == "ports" and of("/v2.0/quotas/p1") == "quotas"
+    assert of("/v2.0/%0aforged") == "other" and of("/v2.0/") == "other"
 
 
 def test_reconciler_and_dhcp_figures():

@@ -68,6 +68,17 @@ def db_now(s) -> float:
     return time.time()
 
 
+def _bounded(s, duration: float) -> None:
+    """PostgreSQL: this transaction waits for a row lock at most half a lease,
+    and if our process stalls inside it (SIGSTOP, a long pause) the server
+    ends our session after half a lease, releasing its locks: a paused
+    controller must never block the others' takeover."""
+    if s.get_bind().dialect.name == "postgresql":
+        ms = max(50, int(duration * 500))
+        s.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+        s.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
+
+
 def _insert(s, table):
     return (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
@@ -92,6 +103,8 @@ class LeaseStore:
             return self._beat(s, held, False)
 
     def _beat(self, s, held: dict[str, int], write: bool) -> View:
+        if write:
+            _bounded(s, self.duration)
         now = db_now(s)
         if write:
             exp = now + self.duration
@@ -134,6 +147,7 @@ class LeaseStore:
         return self.db.run_in_transaction(self._acquire, node_id)
 
     def _acquire(self, s, node_id: str) -> Lease | None:
+        _bounded(s, self.duration)
         s.execute(_insert(s, m.Mastership.__table__).values(
             node_id=node_id, holder=None, generation=0, expires_at=0.0).on_conflict_do_nothing())
         row = s.execute(select(m.Mastership.holder, m.Mastership.generation, m.Mastership.expires_at)
@@ -160,6 +174,7 @@ class LeaseStore:
     def release(self, node_id: str, generation: int) -> bool:
         """Give a lease up now (a hand-over): the next acquire needs no wait."""
         def txn(s):
+            _bounded(s, self.duration)
             r = s.execute(update(m.Mastership)
                           .where(m.Mastership.node_id == node_id, m.Mastership.holder == self.me,
                                  m.Mastership.generation == generation)
@@ -170,6 +185,7 @@ class LeaseStore:
     def leave(self) -> None:
         """A clean shutdown: every lease of ours released, our heartbeat gone."""
         def txn(s):
+            _bounded(s, self.duration)
             s.execute(update(m.Mastership).where(m.Mastership.holder == self.me)
                       .values(holder=None, expires_at=0.0))
             s.execute(delete(m.ControllerMember).where(m.ControllerMember.id == self.me))

@@ -360,3 +360,52 @@ def test_a_paused_holder_stops_believing_before_anyone_takes_over(pg_url):
         a_db.dispose()
         b_db.dispose()
     rec.check()
+
+
+def test_a_holder_stalled_inside_its_transaction_cannot_block_a_takeover(pg_url):
+    """A controller paused (SIGSTOP) in the middle of a lease transaction
+    keeps its row locks until the server ends its session: half a lease."""
+    a_db, b_db = Database(pg_url), Database(pg_url)
+    try:
+        a, b = LeaseStore(a_db, "a", duration=0.4), LeaseStore(b_db, "b", duration=0.4)
+        [node] = add_nodes(a_db, 1)
+        held = a.acquire(node)
+        stalled = threading.Event()
+        resume = threading.Event()
+
+        def stall_in_renewal(s, held_):
+            a._beat(s, held_, True)         # the renewal's row lock is taken ...
+            stalled.set()
+            resume.wait(10)                 # ... and the process stops before COMMIT
+
+        t = threading.Thread(target=lambda: _swallow(a_db.run_in_transaction, stall_in_renewal,
+                                                     {node: held.generation}, retries=1))
+        t.start()
+        stalled.wait(5)
+        time.sleep(0.5)                       # a's lease runs out while it is stalled
+        taken = []
+
+        def take_over():
+            deadline = time.monotonic() + 6
+            while not taken and time.monotonic() < deadline:
+                lease = _swallow(b.acquire, node)
+                if lease:
+                    taken.append(lease)
+        tb = threading.Thread(target=take_over)
+        tb.start()
+        tb.join(8)
+        still_stalled = not resume.is_set() and t.is_alive()
+        resume.set()
+        assert taken and still_stalled
+        t.join(10)
+        assert node not in a.beat({node: held.generation}).renewed
+    finally:
+        a_db.dispose()
+        b_db.dispose()
+
+
+def _swallow(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except Exception:       # noqa: BLE001 - lock timeouts and the ended session, expected here
+        return None

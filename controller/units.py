@@ -3,7 +3,7 @@ installation and written by `quantum-controller install-units`."""
 from __future__ import annotations
 
 import os
-import sys
+import sysconfig
 from importlib import resources
 
 UNITS = ("quantum-controller.service", "quantum-metadata-proxy.service")
@@ -13,9 +13,9 @@ DEFAULT_USER = "quantum"
 
 
 def bin_dir() -> str:
-    """The directory of this installation's console scripts (a venv's bin/)."""
-    return os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0].endswith(
-        "quantum-controller") else os.path.dirname(sys.executable)
+    """Where this installation's console scripts are (a venv's bin/; for a
+    system-wide pip install, e.g. /usr/local/bin)."""
+    return sysconfig.get_path("scripts")
 
 
 def render(name: str, *, bin_dir: str, config_file: str, user: str) -> str:

@@ -117,3 +117,34 @@ def test_sighup_rereads_log_level_and_policy_file(controller_factory, tmp_path):
     wait_until(lambda: "previous rules kept" in c.log_text(), 30, what="refused policy logged")
     assert _post_network(c.url, "member") == 201
     assert c.proc.poll() is None
+
+
+def test_metadata_proxy_service_notifies_ready_and_rereads_its_log_level(tmp_path):
+    """quantum-metadata-proxy (the standalone proxy's unit runs it): READY=1
+    once listening, SIGHUP re-reads the config file's log level."""
+    from tests.support.controller import free_port
+    conf = tmp_path / "quantum.conf"
+    conf.write_text(f"[DEFAULT]\nstate_dir = {tmp_path}\n")
+    sock_path = str(tmp_path / "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(sock_path)
+    notify.settimeout(60)
+    log_path = tmp_path / "proxy.log"
+    with open(log_path, "wb") as log:
+        p = subprocess.Popen([venv_bin("quantum-metadata-proxy"), "--config-file", str(conf),
+                              "--metadata-listen-host", "127.0.0.1", "--proxy-port", str(free_port())],
+                             stdout=log, stderr=subprocess.STDOUT,
+                             env={**os.environ, "NOTIFY_SOCKET": sock_path})
+    try:
+        assert notify.recv(4096).decode().startswith("READY=1")
+        wait_until(lambda: "listening on 127.0.0.1" in log_path.read_text(), 30, what="listening")
+        conf.write_text(f"[DEFAULT]\nstate_dir = {tmp_path}\ndebug = true\n")
+        p.send_signal(signal.SIGHUP)
+        assert notify.recv(4096).decode() == "RELOADING=1"
+        assert notify.recv(4096).decode() == "READY=1"
+        wait_until(lambda: "log level now DEBUG" in log_path.read_text(), 30, what="reload logged")
+        assert p.poll() is None
+    finally:
+        notify.close()
+        p.terminate()
+        p.wait(20)

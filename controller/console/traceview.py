@@ -12,10 +12,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from controller import protocols as proto
 from controller.flows.compiler import compile_node
 from controller.flows.trace import Fabric, Trace
 
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17}
+PROTOCOLS = {"icmp": proto.IPPROTO_ICMP, "tcp": proto.IPPROTO_TCP, "udp": proto.IPPROTO_UDP}
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 SOURCE_L4_PORT = 40000
 
@@ -61,14 +62,14 @@ def build_packet(world, req: TraceRequest) -> TraceResult:
                      "the VM's ARP request is traced instead")
         protocol = "arp"
     if protocol == "arp":
-        pkt = {"eth_src": src.mac, "eth_dst": BROADCAST, "eth_type": 0x0806, "arp_op": 1,
-               "arp_sha": src.mac, "arp_spa": src_ip, "arp_tha": "00:00:00:00:00:00",
+        pkt = {"eth_src": src.mac, "eth_dst": BROADCAST, "eth_type": proto.ETH_TYPE_ARP,
+               "arp_op": proto.ARP_REQUEST, "arp_sha": src.mac, "arp_spa": src_ip, "arp_tha": "00:00:00:00:00:00",
                "arp_tpa": dst_ip}
     else:
-        pkt = {"eth_src": src.mac, "eth_dst": holder.mac, "eth_type": 0x0800,
+        pkt = {"eth_src": src.mac, "eth_dst": holder.mac, "eth_type": proto.ETH_TYPE_IP,
                "ip_proto": PROTOCOLS[protocol], "ipv4_src": src_ip, "ipv4_dst": dst_ip, "nw_ttl": 64}
         if protocol == "icmp":
-            pkt.update(icmpv4_type=8, icmpv4_code=0)
+            pkt.update(icmpv4_type=proto.ICMP_ECHO_REQUEST, icmpv4_code=0)
         else:
             pkt.update({f"{protocol}_src": SOURCE_L4_PORT, f"{protocol}_dst": int(req.dst_port or 80)})
     return TraceResult(packet=pkt, notes=notes)

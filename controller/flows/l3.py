@@ -72,8 +72,7 @@ TTL_PUNT_RATE = 20       # packets/s to the controller, per node
 def compile_l3(world: World, node: NodeInfo) -> list[Flow]:
     if "br-int" not in dict(node.bridges):
         return []
-    out: list = [Flow("br-int", T.L3_ROUTE, t.PRIO_MISS, (), (),
-                      cookies.cookie("infra", node.id))]
+    out: list = []             # L3_ROUTE's miss (drop) is the skeleton's (pipeline.py)
     routes_here = False
     for r in sorted(world.routers.values(), key=lambda r: r.id):
         if r.admin_state_up:

@@ -35,11 +35,7 @@ def per_object(fn):
         hit = cache.get(key)
         if hit is not None and hit[0] is obj:
             return hit[1]
-        out = fn(obj, *rest)
-        if len(cache) >= MAX_ENTRIES:
-            cache.clear()
-        cache[key] = (obj, out)
-        return out
+        return _remember(cache, key, obj, fn(obj, *rest))
 
     wrapper.cache_clear = cache.clear
     return wrapper
@@ -64,12 +60,16 @@ def latest_per(slot):
             hit = cache.get(key)
             if hit is not None and hit[0] == args:
                 return hit[1]
-            out = fn(*args)
-            if len(cache) >= MAX_ENTRIES:
-                cache.clear()
-            cache[key] = (args, out)
-            return out
+            return _remember(cache, key, args, fn(*args))
 
         wrapper.cache_clear = cache.clear
         return wrapper
     return decorate
+
+
+def _remember(cache: dict, key, tag, out):
+    """Keep (tag, out) under key (starting over when the cache is full); -> out."""
+    if len(cache) >= MAX_ENTRIES:
+        cache.clear()
+    cache[key] = (tag, out)
+    return out

@@ -1,10 +1,11 @@
 """The skeleton of every bridge: table-miss entries and the glue between
-tables. Other compilers add the interesting flows at higher priorities.
+tables, as declared in controller/flows/tables.py (each table's `miss`).
+Other compilers add the interesting flows at higher priorities.
 
-br-int: CLASSIFY and PORT_SECURITY drop what they do not know; the service
-tables (ARP responder, DHCP, metadata, ACLs, L3, NAT) pass a miss on to the
-next table, so a concern that has nothing to say stays out of the way;
-L2_LOOKUP and OUTPUT drop on a miss.
+br-int: CLASSIFY, PORT_SECURITY, L3_ROUTE, L2_LOOKUP and OUTPUT drop what
+they do not know; the service tables (ARP responder, DHCP, metadata, ACLs,
+L3, NAT) pass a miss on to the next table, so a concern that has nothing to
+say stays out of the way.
 br-tun: patch-int -> TO_TUNNEL, tunnel port -> FROM_TUNNEL, anything else drops.
 br-ethX: Quantum's layout: NORMAL, except untranslated traffic from br-int.
 """
@@ -15,8 +16,9 @@ from controller.flows import tables as t
 from controller.flows.flow import Flow, match
 from controller.model.world import NodeInfo, World
 
-INT_DROP_ON_MISS = (t.IntTable.CLASSIFY, t.IntTable.PORT_SECURITY,
-                    t.IntTable.L2_LOOKUP, t.IntTable.OUTPUT)
+# br-ethX's NORMAL "miss" has priority 1 (so it has been installed since the
+# first release: another priority would re-install it on every switch).
+PRIO_NORMAL = 1
 
 
 def compile_pipeline(world: World, node: NodeInfo) -> list[Flow]:
@@ -33,32 +35,38 @@ def compile_pipeline(world: World, node: NodeInfo) -> list[Flow]:
     return out
 
 
+def miss_flows(bridge: str, c: int) -> list[Flow]:
+    """One table-miss flow per declared table of the bridge."""
+    out = []
+    for table in t.stages(bridge):
+        miss = table.miss
+        if miss == t.DROP:
+            out.append(Flow(bridge, table, t.PRIO_MISS, (), (), c))
+        elif miss == t.NORMAL:
+            out.append(Flow(bridge, table, PRIO_NORMAL, (), (("output", "normal"),), c))
+        else:
+            out.append(Flow(bridge, table, t.PRIO_MISS, (), (("goto", int(miss)),), c))
+    return out
+
+
 def int_skeleton(c: int) -> list[Flow]:
-    flows = [Flow("br-int", table, t.PRIO_MISS, (), (), c) for table in INT_DROP_ON_MISS]
-    flows += [Flow("br-int", src, t.PRIO_MISS, (), (("goto", int(dst)),), c)
-              for src, dst in t.INT_PASS_THROUGH]
-    return flows
+    return miss_flows("br-int", c)
 
 
 def tun_skeleton(c: int) -> list[Flow]:
     T = t.TunTable
-    return [
-        Flow("br-tun", T.CLASSIFY, t.PRIO_MISS, (), (), c),
+    return miss_flows("br-tun", c) + [
         Flow("br-tun", T.CLASSIFY, t.PRIO_DEFAULT, match(in_port=t.TUN_PATCH_INT_OFPORT),
              (("goto", int(T.TO_TUNNEL)),), c),
         Flow("br-tun", T.CLASSIFY, t.PRIO_DEFAULT, match(in_port=t.TUN_TUNNEL_OFPORT),
              (("goto", int(T.FROM_TUNNEL)),), c),
-        Flow("br-tun", T.TO_TUNNEL, t.PRIO_MISS, (), (), c),
-        Flow("br-tun", T.FROM_TUNNEL, t.PRIO_MISS, (), (), c),
     ]
 
 
 def phys_skeleton(bridge: str, c: int) -> list[Flow]:
-    T = t.PhysTable
-    return [
-        # From the wire: NORMAL (learning switch) hands it to br-int, which
-        # translates provider VLAN -> network or drops unknown VLANs.
-        Flow(bridge, T.CLASSIFY, 1, (), (("output", "normal"),), c),
-        # From br-int, only what a translation flow (priority 4) allows.
-        Flow(bridge, T.CLASSIFY, 2, match(in_port=t.PHYS_PATCH_INT_OFPORT), (), c),
+    # From the wire: NORMAL (learning switch) hands it to br-int, which
+    # translates provider VLAN -> network or drops unknown VLANs (the miss).
+    # From br-int, only what a translation flow (priority 4) allows.
+    return miss_flows(bridge, c) + [
+        Flow(bridge, t.PhysTable.CLASSIFY, 2, match(in_port=t.PHYS_PATCH_INT_OFPORT), (), c),
     ]

@@ -36,9 +36,8 @@ DELIVERED, DROPPED, CONTROLLER, WIRE, ERROR = "delivered", "dropped", "controlle
 
 def table_name(bridge: str, table: int) -> str:
     """("br-int", 50) -> "L2_LOOKUP"; unknown numbers as "table 7"."""
-    enum = t.IntTable if bridge == "br-int" else t.TunTable if bridge == "br-tun" else t.PhysTable
     try:
-        return enum(table).name
+        return t.stages(bridge)(table).name
     except ValueError:
         return f"table {table}"
 

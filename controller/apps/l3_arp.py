@@ -24,8 +24,6 @@ import threading
 from typing import Callable
 
 from os_ken.base import app_manager
-from os_ken.controller import ofp_event
-from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib.packet import arp, ethernet, icmp, ipv4, packet
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -77,13 +75,9 @@ class L3Arp(app_manager.OSKenApp):
         if any(c.kind in WAKE_ON for c in changes):
             self._wake.set()
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
-    @guarded
-    def _on_state(self, ev):
-        dp = ev.datapath
-        if dp.id is None:
-            return
-        if ev.state == MAIN_DISPATCHER:
+    @switch_session.on_connection
+    def _on_state(self, dp, up: bool):
+        if up:
             self.datapaths[dp.id] = dp
             self._wake.set()
         elif self.datapaths.get(dp.id) is dp:

@@ -30,12 +30,12 @@ import logging
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from controller.apps.guard import guarded
 from controller.apps.scheduler import Scheduler
-from controller.apps.switch_session import QUERY_TIMEOUT_S, SwitchSession, SwitchState
+from controller.apps.switch_session import QUERY_TIMEOUT_S, SwitchSession, SwitchState, on_connection
 from controller.runtime import Runtime
 
 LOG = logging.getLogger(__name__)
@@ -104,18 +104,14 @@ class Reconciler(app_manager.OSKenApp):
         dp = ev.msg.datapath
         LOG.info("switch connected: dpid=%016x from %s", dp.id, dp.address)
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
-    @guarded
-    def _on_state(self, ev):
-        dp = ev.datapath
-        if dp.id is None:
-            return
-        if ev.state == MAIN_DISPATCHER:
+    @on_connection
+    def _on_state(self, dp, up: bool):
+        if up:
             self.session.connected(dp)
             # Its node is looked at in the next round (installed is None): no
             # need to recompile every node when one of 100 switches connects.
             self.scheduler.wake()
-        elif ev.state == DEAD_DISPATCHER:
+        else:
             self.session.disconnected(dp)
             LOG.info("switch disconnected: dpid=%016x", dp.id)
 

@@ -27,9 +27,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from controller.apps.guard import guarded
 from controller.flows import cookies
 from controller.openflow import osken_patches
 from controller.openflow import reference as ofcodec
@@ -105,6 +108,21 @@ def send_msg(dp, msg) -> bool:
         return False
     dp.send_msg(msg)
     return True
+
+
+def on_connection(method):
+    """Decorate an os-ken app's method `method(self, dp, up)` to be its
+    handler of switch connections: called with up=True once a switch (with
+    its datapath id) is ready, up=False when its connection is gone; guarded
+    like every handler (controller/apps/guard.py)."""
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @guarded
+    @functools.wraps(method)
+    def handler(self, ev):
+        dp = ev.datapath
+        if dp.id is not None:
+            method(self, dp, ev.state == MAIN_DISPATCHER)
+    return handler
 
 
 @dataclass

@@ -8,7 +8,9 @@ them). Each function is process-wide and idempotent.
 """
 from __future__ import annotations
 
-
+# os-ken's own import order: os_ken.controller.controller imported before
+# app_manager fails on a circular import (a module that loads this one first).
+import os_ken.base.app_manager  # noqa: F401
 import os_ken.controller.controller as osken_controller
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp

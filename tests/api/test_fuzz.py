@@ -15,6 +15,8 @@ wrong types, nested junk). Every answer must hold:
 * every 4xx is JSON in the NeutronError shape {"type", "message", "detail"};
 * a refused request (4xx) changes nothing in the database.
 
+What a request creates becomes a target of the later ones.
+
 Examples are bounded (QC_FUZZ_EXAMPLES, default 400 per database) and drawn
 from a fixed seed (the same examples on every run of the same code, so the
 suite stays deterministic); QC_FUZZ_SEED=<n> explores other examples.
@@ -113,6 +115,16 @@ class World:
         self.ids["security_group"] += [g["id"] for g in b.get("/v2.0/security-groups").body["security_groups"]]
         admin.get("/v2.0/security-groups")     # the admin project's default group, made on first list
 
+    def learn(self, body: dict) -> None:
+        """Objects a request created become targets of the next requests (an
+        update of a port made with five fixed IPs, a rule in a new group)."""
+        registry.load()
+        by_key = {k: r.name for r in registry.RESOURCES for k in (r.name, r.collection)}
+        for key, value in body.items():
+            for obj in value if isinstance(value, list) else [value]:
+                if key in by_key and isinstance(obj, dict) and "id" in obj:
+                    self.ids.setdefault(by_key[key], []).append(obj["id"])
+
     def snapshot(self) -> dict:
         out = {}
         with self.engine.connect() as conn:
@@ -160,19 +172,30 @@ def hostile():
         max_leaves=6)
 
 
+def pick(world: World, kind: str | None):
+    """An id of an existing object of a kind (None: any kind). The draw is a
+    plain index, resolved against the ids known when the request is built:
+    what earlier requests created joins the pool without making Hypothesis's
+    data generation depend on that state."""
+    def resolve(i: int) -> str:
+        pool = (world.ids.get(kind) if kind else [x for v in world.ids.values() for x in v]) or [
+            "00000000-0000-4000-8000-000000000000"]
+        return pool[i % len(pool)]
+    return st.integers(0, 255).map(resolve)
+
+
 def plausible(world: World, key: str):
     """Values that get past the first checks for an attribute named `key`."""
-    ids = world.ids
-    any_id = st.sampled_from(sorted({i for v in ids.values() for i in v}))
+    any_id = pick(world, None)
     ipv4 = st.builds(lambda a, b: f"10.{a}.0.{b}", st.sampled_from([10, 20, 30, 99]), st.integers(0, 255))
-    fixed = st.fixed_dictionaries({}, optional={"subnet_id": st.sampled_from(ids["subnet"]),
+    fixed = st.fixed_dictionaries({}, optional={"subnet_id": pick(world, "subnet"),
                                                 "ip_address": ipv4})
     table = {
-        "network_id": st.sampled_from(ids["network"]), "floating_network_id": st.sampled_from(ids["network"]),
-        "subnet_id": st.sampled_from(ids["subnet"]), "port_id": st.sampled_from(ids["port"]),
-        "security_group_id": st.sampled_from(ids["security_group"]),
-        "remote_group_id": st.sampled_from(ids["security_group"]),
-        "security_groups": st.lists(st.sampled_from(ids["security_group"]), max_size=2),
+        "network_id": pick(world, "network"), "floating_network_id": pick(world, "network"),
+        "subnet_id": pick(world, "subnet"), "port_id": pick(world, "port"),
+        "security_group_id": pick(world, "security_group"),
+        "remote_group_id": pick(world, "security_group"),
+        "security_groups": st.lists(pick(world, "security_group"), max_size=2),
         "project_id": st.sampled_from([world.a.project, world.b.project, "admin-project"]),
         "tenant_id": st.sampled_from([world.a.project, world.b.project]),
         "cidr": st.sampled_from(["10.40.0.0/24", "10.41.0.9/24", "fd00:41::/64", "10.10.0.0/25",
@@ -190,7 +213,7 @@ def plausible(world: World, key: str):
                                                        "nexthop": ipv4}), max_size=2),
         "mac_address": st.sampled_from(["fa:16:3e:11:22:33", "FA-16-3E-11-22-34", "1", "00:00:00:00:00:00"]),
         "external_gateway_info": st.fixed_dictionaries(
-            {"network_id": st.sampled_from(ids["network"])},
+            {"network_id": pick(world, "network")},
             optional={"enable_snat": st.booleans(),
                       "external_fixed_ips": st.lists(st.fixed_dictionaries({"ip_address": st.just("172.30.0.77")}),
                                                      max_size=1)}),
@@ -228,8 +251,8 @@ def requests(draw, world: World):
     registry.load()
     res = draw(st.sampled_from(registry.RESOURCES))
     coll = f"/v2.0/{res.path}"
-    known = world.ids.get(res.name) or ["00000000-0000-4000-8000-000000000000"]
-    member_id = draw(st.one_of(st.sampled_from(known), st.sampled_from(known),
+    known = pick(world, res.name)
+    member_id = draw(st.one_of(known, known,
                                st.text(min_size=1, max_size=20)))
     member = f"{coll}/{_quote(member_id, safe='')}"
     op = draw(st.sampled_from(["list", "list", "show", "create", "create", "bulk", "update", "update",
@@ -243,7 +266,7 @@ def requests(draw, world: World):
                                                                "provider:segmentation_id") if k in res.attributes]
         vals = st.one_of(st.sampled_from(HOSTILE_SCALARS).map(str), st.sampled_from(EDGE_INTS).map(str),
                          st.integers(-2 ** 70, 2 ** 70).map(str), st.text(max_size=10),
-                         st.sampled_from(known), st.sampled_from(words))
+                         known, st.sampled_from(words))
         pair = st.one_of(st.tuples(st.sampled_from(keys), vals),
                          st.tuples(st.sampled_from(int_keys), st.sampled_from(EDGE_INTS).map(str)))
         query = draw(st.lists(pair, max_size=5))
@@ -263,9 +286,10 @@ def requests(draw, world: World):
     if op == "action":
         action = draw(st.sampled_from(["add_router_interface", "remove_router_interface"]))
         body = draw(st.fixed_dictionaries({}, optional={
-            "subnet_id": st.one_of(st.sampled_from(world.ids["subnet"]), hostile()),
-            "port_id": st.one_of(st.sampled_from(world.ids["port"]), hostile())}))
-        return "PUT", f"/v2.0/routers/{_quote(draw(st.sampled_from(world.ids['router'] + [member_id])), safe='')}/{action}", body
+            "subnet_id": st.one_of(pick(world, "subnet"), hostile()),
+            "port_id": st.one_of(pick(world, "port"), hostile())}))
+        router = draw(st.one_of(pick(world, "router"), st.just(member_id)))
+        return "PUT", f"/v2.0/routers/{_quote(router, safe='')}/{action}", body
     if op == "tags":
         tag = draw(st.one_of(st.none(), st.text(min_size=1, max_size=8)))
         path = f"{member}/tags" + (f"/{_quote(tag, safe='')}" if tag else "")
@@ -310,6 +334,8 @@ def check(world: World, caller: Http, method: str, path: str, body) -> int:
         after = world.snapshot()
         changed = [t for t in after if after[t] != before[t]]
         assert not changed, f"refused request changed {changed}: {what}"
+    if method == "POST" and r.status == 201:
+        world.learn(r.body)
     return r.status
 
 

@@ -220,7 +220,7 @@ class Site:
         run("ip", "-n", ns, "link", "set", "eth0", "up")
         run("ethtool", "-K", "eth0", "tx", "off", netns=ns)
         # PostgreSQL as Debian's package runs it, on loopback of this host.
-        pg = os.path.join(lab.dir, "pg")
+        pg = self.pg = os.path.join(lab.dir, "pg")
         os.makedirs(pg)
         run("chown", "postgres", pg)
         os.chmod(pg, 0o700)
@@ -323,6 +323,9 @@ class Site:
             host.stop_services()
         self.nova.kill()
         self.nova.wait()
+        # A clean stop (the lab would SIGKILL it with the namespace's processes).
+        run("runuser", "-u", "postgres", "--", f"{pg_bin()}/pg_ctl", "-D", f"{self.pg}/data", "-m",
+            "immediate", "stop", check=False, timeout=60)
 
 
 def test_every_bash_block_says_where_it_runs_and_every_lab_substitution_applies():

@@ -7,6 +7,7 @@ controller (auth_strategy = keystone) and a real Keystone:
   password and a member are refused; the admin gets in;
 - the session cookie is signed (a tampered cookie is a new login), HttpOnly
   and expiring; logging out ends it;
+- a user disabled in Keystone (tokens revoked) is out at the next page;
 - the terminal commands (quantum-controller drift) authenticate with OS_*.
 """
 from __future__ import annotations
@@ -105,3 +106,28 @@ def test_terminal_commands_authenticate_with_keystone(keystone, keystone_control
     assert r.returncode == 2 and "403" in r.stderr, r.stderr
     r = drift({**creds, "OS_USERNAME": "admin", "OS_PASSWORD": ADMIN_PASSWORD})
     assert r.returncode == 0 and "clean" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_a_console_session_ends_when_keystone_revokes_its_token(keystone, controller_factory, tmp_path):
+    """A user disabled in Keystone (its tokens revoked) is out at the next page
+    (token_cache_time = -1 here: by default a revocation takes up to 300 s)."""
+    import http.cookiejar
+
+    from tests.support.keystone import controller_ini
+    ks = keystone.ks
+    ini = controller_ini(tmp_path / "q.conf", ks)
+    with open(ini, "a") as f:
+        f.write("token_cache_time = -1\n")
+    ctl = controller_factory(args=["--config-file", ini])
+    ops = ks.user("ops-" + tmp_path.name[-6:], keystone.projects["admin"], ["admin"])
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = urllib.parse.urlencode({"username": ops["name"], "password": PASSWORD,
+                                   "project": "admin"}).encode()
+    with opener.open(ctl.url + "/console/login", data=form, timeout=60) as r:
+        assert r.url.endswith("/console/nodes") and "Nodes and switches" in r.read().decode()
+    with opener.open(ctl.url + "/console/topology", timeout=60) as r:
+        assert r.url.endswith("/console/topology")
+    status, data, _ = ks.call("PATCH", f"/users/{ops['id']}", {"user": {"enabled": False}})
+    assert status == 200, data
+    with opener.open(ctl.url + "/console/topology", timeout=60) as r:
+        assert "/console/login" in r.url

@@ -96,3 +96,28 @@ def test_keystone_options_come_from_the_ini_file(tmp_path):
         Keystone(config.from_dict({"DEFAULT.auth_strategy": "keystone",
                                    "keystone_authtoken.auth_url": "http://k/v3",
                                    "keystone_authtoken.username": "quantum"}))
+
+
+def test_recent_tokens_skip_auth_token_only_while_it_would_still_cache_them(monkeypatch):
+    from controller.api import keystone
+    recent = keystone.RecentTokens(300)
+    confirmed = environ(token_body(["member"]))
+    recent.note("tok", confirmed)
+    env = {"HTTP_X_ROLES": "admin", "HTTP_X_PROJECT_ID": "p-b", "HTTP_X_TENANT_ID": "p-b",
+           "HTTP_X_IDENTITY_STATUS": "Invalid", "HTTP_X_USER_ID": "someone"}
+    assert recent.admit("tok", env)
+    assert "HTTP_X_ROLES" not in env and "HTTP_X_TENANT_ID" not in env and "HTTP_X_USER_ID" not in env
+    assert env["HTTP_X_PROJECT_ID"] == "p-a" and env["HTTP_X_IDENTITY_STATUS"] == "Confirmed"
+    ctx = context.from_token(env, Enforcer())
+    assert (ctx.project_id, ctx.roles, ctx.is_admin) == ("p-a", ["member"], False)
+    assert not recent.admit("other", {})
+    assert not recent.admit("tok", {"HTTP_X_SERVICE_TOKEN": "s"})     # auth_token's rules for those
+    now = keystone.time.time()
+    monkeypatch.setattr(keystone.time, "time", lambda: now + keystone.RecentTokens.MAX_AGE_S + 1)
+    assert not recent.admit("tok", {}) and "tok" not in recent.entries
+    monkeypatch.undo()
+    recent.note("bad", environ(token_body(["admin"]), status="Invalid"))
+    assert "bad" not in recent.entries
+    never = keystone.RecentTokens(-1)                 # token_cache_time = -1: no caching at all
+    never.note("tok", confirmed)
+    assert never.entries == {}

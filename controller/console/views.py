@@ -134,6 +134,8 @@ def nodes():
     inv, rec = _inv(), _reconciler()
     sws = {sw.dpid: sw for sw in rec.switch_list()} if rec else {}
     roles = switches.roles(rec) if rec and sws else {}
+    ha_app = metrics.find_app(_rt(), "haroles")
+    ha = ha_app.status() if ha_app else None
     rows = []
     ovsdb_failures = {e.key: dict(vars(e), since=since(e.first_at), last=since(e.last_at))
                       for e in channels.FAILURES.entries("ovsdb")}
@@ -152,13 +154,14 @@ def nodes():
         ports = [dict(p, network=inv.networks.get(p["network_id"], {}).get("name", ""),
                       ovs_name=ovs_names.get(p["ofport"], "")) for p in inv.ports_on(n["hostname"])]
         rows.append({"node": n, "bridges": bridges, "ports": ports,
+                     "mastership": (ha or {}).get("nodes", {}).get(n["id"]),
                      "ovsdb_failure": ovsdb_failures.get(n["id"])})
     strays = [{"dpid": d, "since": since(sw.connected_since), "address": address(sw.address),
                "role": roles.get(d, "")} for d, sw in sorted(sws.items())]
     refused = [dict(vars(e), since=since(e.first_at), last=since(e.last_at))
                for e in channels.FAILURES.entries("openflow")]
     return render_template("nodes.html", rows=rows, strays=strays, running=rec is not None,
-                           refused_switches=refused)
+                           refused_switches=refused, ha=ha)
 
 
 @bp.route("/node/<node_id>")

@@ -262,8 +262,11 @@ class HaRoles(app_manager.OSKenApp):
                         "generation": sw.confirmed[1] if sw.confirmed else None,
                         "master": lease.holder if lease and lease.holder and
                         lease.expires_at > view.now else None})
+        nodes = {n: {"master": lease.holder if lease.holder and lease.expires_at > view.now else None,
+                     "generation": lease.generation} for n, lease in leases.items()}
         return {"controller_id": self.me,
                 "controllers": sorted(view.controllers) if view else [],
+                "nodes": nodes,
                 "nodes_mastered": len(self.mastership.held()),
                 "mastership_changes": self.mastership.changes,
                 "role_requests": self.role_requests, "stale_refusals": self.stale_refusals,

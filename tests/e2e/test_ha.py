@@ -54,6 +54,13 @@ def roles(c) -> dict[str, tuple[str, str]]:
     return out
 
 
+def console_nodes(c) -> str:
+    from tests.e2e.test_reconciler import ADMIN
+    req = urllib.request.Request(c.url + "/console/nodes", headers=ADMIN)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read().decode()
+
+
 def counter(c, name: str) -> float:
     text = metrics(c)
     return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
@@ -234,8 +241,18 @@ def test_each_switch_has_one_master_that_the_switch_confirms(cluster, lab_factor
         wait_until(lambda: all((t == want_master) == (r == "master") and r in ("master", "slave")
                                for t, r in ovs_roles()), 20, what=f"OVSDB roles on {hv.name}")
     # Masters are spread: with two nodes and two controllers, one each.
-    masters = {one_master(ctls, hv_dpids(hv)) for hv in lab.hvs}
-    assert masters == {"ctl-0", "ctl-1"}
+    masters = {hv.hostname: one_master(ctls, hv_dpids(hv)) for hv in lab.hvs}
+    assert set(masters.values()) == {"ctl-0", "ctl-1"}
+    # Every console shows each node's master and each switch's role.
+    for c in ctls:
+        page = console_nodes(c)
+        assert 'id="ha-controllers"' in page
+        for hostname, master in masters.items():
+            section = page[page.index(f"<h2>{hostname} "):]
+            assert f'master <span class="code">{master}</span>' in section.split("</h2>")[0]
+            bridge_rows = section.split("</table>")[0]
+            assert ("<td>MASTER</td>" in bridge_rows) == (master == f"ctl-{ctls.index(c)}")
+            assert ("<td>SLAVE</td>" in bridge_rows) == (master != f"ctl-{ctls.index(c)}")
 
 
 def flows(hv, bridge="br-int") -> list[str]:

@@ -69,6 +69,8 @@ class Scheduler:
         self._dirty_changes: list[Change] = []
         self._dirty_all = True
         self._reread: set[int] = set()         # dpids to read back before the next round
+        self._changelog_due = False            # another process committed (controller/ha/notify.py)
+        self._changelog_read_at = time.monotonic()
         self._world: World | None = None
         self._world_loaded_at = 0.0            # monotonic time of the last full reload
         self._verify_world = False
@@ -132,6 +134,12 @@ class Scheduler:
             self._dirty_all = True
         self.wake()
 
+    def changelog_changed(self) -> None:
+        """Another process committed changes: read the change log now rather
+        than at the next idle poll (any thread)."""
+        self._changelog_due = True
+        self.wake()
+
     def reread(self, dpids) -> None:
         """Read these switches back and compare them whole in the next round:
         this controller just became their master (controller/ha), and another
@@ -152,6 +160,8 @@ class Scheduler:
         """Changes committed by other processes (API workers, tools) reach us
         through the change log; ours come through the bus as well, and a
         duplicate only costs an empty diff."""
+        self._changelog_due = False
+        self._changelog_read_at = time.monotonic()
         try:
             with self.rt.db.read() as s:
                 rows = s.execute(select(m.ChangeLog.revision, m.ChangeLog.kind, m.ChangeLog.resource_id)
@@ -185,6 +195,10 @@ class Scheduler:
                 continue
             if self._stopping:
                 return
+            # Told so, or busy for a poll interval: a stream of local changes
+            # must not keep other processes' changes waiting.
+            if self._changelog_due or time.monotonic() - self._changelog_read_at >= CHANGELOG_POLL_S:
+                self._follow_changelog()
             with self._lock:
                 ports_only = not self._dirty_all and all(c.kind in INCREMENTAL_KINDS
                                                          for c in self._dirty_changes)

@@ -36,6 +36,7 @@ from controller.apps import switch_session
 from controller.apps.guard import guarded
 from controller.ha.leases import LeaseStore
 from controller.ha.mastership import Mastership
+from controller.ha.notify import ChangeLogListener
 from controller.runtime import Runtime
 
 LOG = logging.getLogger(__name__)
@@ -83,10 +84,12 @@ class HaRoles(app_manager.OSKenApp):
         self.last_gained: dict[str, float] = {}     # node -> time.time() of the gain (benchmarks)
         self._stop = threading.Event()
         switch_session.WRITE_GATE.policy = self.may_write
+        self.listener = ChangeLogListener(self.rt.db, self._changelog_changed).start()
         self._thread = threading.Thread(target=self._loop, name="ha-mastership", daemon=True)
         self._thread.start()
 
     def close(self):
+        self.listener.stop()
         self._stop.set()
         self._thread.join(5)
         self.mastership.stop()          # our writes stop before the leases are released
@@ -104,6 +107,11 @@ class HaRoles(app_manager.OSKenApp):
 
     def is_master_of_node(self, node_id: str) -> bool:
         return self.mastership.generation(node_id) is not None
+
+    def _changelog_changed(self) -> None:
+        rec = app_manager.lookup_service_brick("Reconciler")
+        if rec is not None:
+            rec.scheduler.changelog_changed()
 
     # --- Mastership listener (tick thread) ---------------------------------------------
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from controller.api import body as bodies
 from controller.api import context as contexts
-from controller.api import errors, query, registry
+from controller.api import errors, query, quotas, registry, tags
 from controller.api.attributes import _bad_text
 from controller.api.policy import Enforcer
 from controller.api.resource import Resource, run_write
@@ -77,7 +77,6 @@ class Api:
         if len(parts) == 2:
             return self.member(res, ctx, req, parts[1])
         if parts[2] == "tags" and res.tags and len(parts) <= 4:
-            from controller.api import tags
             return tags.handle(self, res, ctx, req, parts[1], parts[3] if len(parts) == 4 else None)
         if len(parts) == 3 and parts[2] in getattr(res.handler, "actions", {}):
             if method != "PUT":
@@ -256,7 +255,6 @@ class Api:
     def check_quota(self, tx, res: Resource, project_id) -> None:
         if not res.quota or project_id is None:
             return
-        from controller.api import quotas
         limit = quotas.limit_for(tx.s, self.cfg, project_id, res.quota)
         if limit < 0:
             return

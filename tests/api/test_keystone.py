@@ -64,12 +64,14 @@ def test_requests_without_a_valid_token_get_401_and_change_nothing(keystone, kct
     revoked = keystone.token("alice")
     ks.revoke(revoked)
     expired_ks = ks.twin(expiration=2)                    # this deployment's keys, short tokens
-    foreign_ks = ks.twin(same_keys=False)                 # same users and ids, another deployment
     try:
         short = expired_ks.token("alice", "project-a", PASSWORD)
-        foreign = foreign_ks.token("alice", "project-a", PASSWORD)
     finally:
         expired_ks.stop()
+    foreign_ks = ks.twin(same_keys=False)                 # same users and ids, another deployment
+    try:
+        foreign = foreign_ks.token("alice", "project-a", PASSWORD)
+    finally:
         foreign_ks.stop()
     time.sleep(3)                                          # `short` has expired
     bad = {"none": None, "empty": "", "garbage": "not-a-token",

@@ -77,12 +77,16 @@ class KeystoneServer:
             raise RuntimeError(f"{' '.join(args)} failed:\n{r.stderr[-3000:]}\n{self.log_tail()}")
 
     def start(self, timeout: float = 60.0) -> "KeystoneServer":
-        self.manage("db_sync")
-        self.make_keys()
-        self.manage("bootstrap", "--bootstrap-password", ADMIN_PASSWORD,
-                    "--bootstrap-admin-url", self.url, "--bootstrap-internal-url", self.url,
-                    "--bootstrap-public-url", self.url, "--bootstrap-region-id", "RegionOne")
-        return self.serve(timeout)
+        try:
+            self.manage("db_sync")
+            self.make_keys()
+            self.manage("bootstrap", "--bootstrap-password", ADMIN_PASSWORD,
+                        "--bootstrap-admin-url", self.url, "--bootstrap-internal-url", self.url,
+                        "--bootstrap-public-url", self.url, "--bootstrap-region-id", "RegionOne")
+            return self.serve(timeout)
+        except BaseException:
+            self.stop()          # no server or directory left behind by a failed start
+            raise
 
     def make_keys(self) -> None:
         user = ["--keystone-user", "root", "--keystone-group", "root"]
@@ -94,13 +98,17 @@ class KeystoneServer:
         projects and ids): with the same keys, its tokens are this deployment's
         (e.g. short-lived ones); with keys of its own, a foreign deployment's."""
         t = KeystoneServer(expiration)
-        shutil.copy(os.path.join(self.dir, "keystone.db"), t.dir)
-        if same_keys:
-            for d in ("fernet-keys", "fernet-receipts", "credential-keys"):
-                shutil.copytree(os.path.join(self.dir, d), os.path.join(t.dir, d))
-        else:
-            t.make_keys()
-        return t.serve()
+        try:
+            shutil.copy(os.path.join(self.dir, "keystone.db"), t.dir)
+            if same_keys:
+                for d in ("fernet-keys", "fernet-receipts", "credential-keys"):
+                    shutil.copytree(os.path.join(self.dir, d), os.path.join(t.dir, d))
+            else:
+                t.make_keys()
+            return t.serve()
+        except BaseException:
+            t.stop()
+            raise
 
     def serve(self, timeout: float = 60.0) -> "KeystoneServer":
         env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=self.conf)

@@ -50,7 +50,7 @@ def nodes_page(c) -> str:
 
 
 def connected_dpids(c) -> set[str]:
-    return set(re.findall(r'^quantum_switch_errors_total\{dpid="([0-9a-f]+)"', get(c.url + "/metrics"),
+    return set(re.findall(r'^quantum_switch_errors_total\{[^}]*\bdpid="([0-9a-f]+)"', get(c.url + "/metrics"),
                           re.M))
 
 

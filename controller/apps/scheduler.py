@@ -179,6 +179,11 @@ class Scheduler:
                 with self._lock:
                     self._dirty_changes.extend(changes)
                 self.wake()
+                # The process's other parts learn them too (DHCP facts cache,
+                # OVSDB monitor's node list, L3 ARP): a write on another
+                # controller is served here as promptly as a local one. Our
+                # own on_changes ignores this thread.
+                self.rt.bus.publish(changes)
 
     # --- the worker ------------------------------------------------------------
 

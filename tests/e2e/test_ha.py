@@ -409,3 +409,28 @@ def test_failover_under_traffic_loses_nothing(cluster, lab_factory, n):
     def ports(c):
         return sorted((p["id"], p["status"], p["mac_address"]) for p in Api(c.url).get("/ports")["ports"])
     wait_until(lambda: len({tuple(ports(c)) for c in ctls}) == 1, 20, what="same answers everywhere")
+
+
+def test_a_write_on_a_slave_is_served_at_once_by_the_masters_dhcp(cluster, lab_factory):
+    """A port's address changed through a controller that is not the master
+    reaches the master through the change log (PostgreSQL notification), and
+    the master's DHCP answers with the new address while its facts cache
+    (10 s) would still hold the old one."""
+    ctls = cluster(2)
+    lab = lab_factory(1, controllers=ctls)
+    hv = lab.hvs[0]
+    dpids = hv_dpids(hv)
+    wait_until(lambda: one_master(ctls, dpids), 20, what="one master")
+    master = by_id(ctls, one_master(ctls, dpids))
+    slave = next(c for c in ctls if c is not master)
+    api = Api(slave.url)
+    net = network_with_subnet(api, "ha-dhcp", "10.6.0.0/24")
+    port = api.port(net, name="moving")
+    vm = lab.add_vm(hv, port, name="vm1")
+    assert vm.dhcp()["ip"] == port["fixed_ips"][0]["ip_address"]     # the master's cache holds it now
+    subnet_id = port["fixed_ips"][0]["subnet_id"]
+    api.put(f"/ports/{port['id']}", {"port": {"fixed_ips": [{"subnet_id": subnet_id,
+                                                             "ip_address": "10.6.0.77"}]}})
+    # A deadline well inside the cache's 10 s: only a prompt flush passes.
+    wait_until(lambda: (vm.dhcp(timeout=1, tries=1) or {}).get("ip") == "10.6.0.77", 5,
+               what="the new address from the master's DHCP")

@@ -275,6 +275,7 @@ class ControllerMember(Base):
     __tablename__ = "controllers"
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     api_url: Mapped[str] = mapped_column(String(255), default="")
+    reachable: Mapped[list] = mapped_column(JSON, default=list)   # node ids whose switches are connected to it
     started_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
 

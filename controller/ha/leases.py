@@ -52,6 +52,7 @@ class View:
     """What one beat read: all on the database's clock `now`."""
     now: float
     controllers: dict[str, float] = field(default_factory=dict)   # live: id -> started_at
+    reach: dict[str, set] = field(default_factory=dict)          # live: id -> node ids it is connected to
     leases: dict[str, Lease] = field(default_factory=dict)
     nodes: dict[str, list[int]] = field(default_factory=dict)     # node -> its bridges' dpids
     renewed: dict[str, int] = field(default_factory=dict)       # node -> generation still ours
@@ -93,16 +94,18 @@ class LeaseStore:
 
     # --- the heartbeat ---------------------------------------------------------
 
-    def beat(self, held: dict[str, int], write: bool = True) -> View:
+    def beat(self, held: dict[str, int], write: bool = True, reachable=None) -> View:
         """Heartbeat and renew `held` (node -> generation) when `write`, then
         read everything. -> View; `renewed` lists the held leases that are
-        still ours (all of `held` still ours when not `write`)."""
+        still ours (all of `held` still ours when not `write`). `reachable`:
+        the nodes whose switches are connected to us (published with the
+        heartbeat: nodes are placed only on controllers that reach them)."""
         if write:
-            return self.db.run_in_transaction(self._beat, held, True)
+            return self.db.run_in_transaction(self._beat, held, True, reachable)
         with self.db.read() as s:
             return self._beat(s, held, False)
 
-    def _beat(self, s, held: dict[str, int], write: bool) -> View:
+    def _beat(self, s, held: dict[str, int], write: bool, reachable=None) -> View:
         if write:
             _bounded(s, self.duration)
         now = db_now(s)
@@ -113,21 +116,26 @@ class LeaseStore:
                 # New, or back after our heartbeat lapsed (a pause): the others
                 # took our nodes; we count as joining again (join_delay).
                 self.started_at = now
+            reach = sorted(reachable) if reachable is not None else None
             stmt = _insert(s, m.ControllerMember.__table__).values(
-                id=self.me, api_url=self.api_url, started_at=self.started_at, expires_at=exp)
-            s.execute(stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={"expires_at": exp, "api_url": self.api_url, "started_at": self.started_at}))
+                id=self.me, api_url=self.api_url, started_at=self.started_at, expires_at=exp,
+                reachable=reach or [])
+            changes = {"expires_at": exp, "api_url": self.api_url, "started_at": self.started_at}
+            if reach is not None:
+                changes["reachable"] = reach
+            s.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changes))
             if held:
                 s.execute(update(m.Mastership).where(m.Mastership.holder == self.me,
                                                      m.Mastership.node_id.in_(sorted(held)))
                           .values(expires_at=exp))
             s.execute(delete(m.ControllerMember).where(m.ControllerMember.expires_at < now - FORGET_DEAD_S))
         view = View(now=now)
-        for cid, started, expires in s.execute(select(m.ControllerMember.id, m.ControllerMember.started_at,
-                                                      m.ControllerMember.expires_at)):
+        for cid, started, expires, reach in s.execute(select(
+                m.ControllerMember.id, m.ControllerMember.started_at, m.ControllerMember.expires_at,
+                m.ControllerMember.reachable)):
             if expires > now:
                 view.controllers[cid] = started
+                view.reach[cid] = set(reach or ())
         for node_id, holder, gen, expires in s.execute(select(
                 m.Mastership.node_id, m.Mastership.holder, m.Mastership.generation, m.Mastership.expires_at)):
             view.leases[node_id] = Lease(node_id, holder, gen, expires)

@@ -92,7 +92,7 @@ class Mastership:
         with self._lock:
             held = dict(self._held)
         try:
-            view = self.store.beat(held, write)
+            view = self.store.beat(held, write, None if reachable is None else sorted(reachable))
         except Exception:
             LOG.exception("mastership: cannot reach the database; our leases run out on their own")
             self._expire_local()
@@ -138,7 +138,7 @@ class Mastership:
         warm = [c for c, started in live.items() if started <= view.now - self.join_delay]
         if not warm:
             warm = list(live)          # a cold start: everyone is new
-        plan = placement.assign(view.nodes, warm)
+        plan = placement.assign(view.nodes, warm, view.reach)
         now_local = self.clock()
         for node_id in sorted(view.nodes):
             want = plan.get(node_id)

@@ -19,8 +19,13 @@ def weight(node_id: str, controller_id: str) -> int:
     return int.from_bytes(h.digest(), "big")
 
 
-def assign(node_ids: Iterable[str], controllers: Iterable[str]) -> dict[str, str]:
-    """node id -> controller id (empty when there is no controller)."""
+def assign(node_ids: Iterable[str], controllers: Iterable[str],
+           reach: dict[str, set] | None = None) -> dict[str, str]:
+    """node id -> controller id (empty when there is no controller). With
+    `reach` (controller -> node ids whose switches are connected to it), a
+    node goes only to a controller that reaches it, when any does: a
+    controller whose switches have not (re)connected yet is given nothing
+    it could not program."""
     ctls = sorted(set(controllers))
     nodes = sorted(set(node_ids))
     if not ctls:
@@ -29,9 +34,10 @@ def assign(node_ids: Iterable[str], controllers: Iterable[str]) -> dict[str, str
     load = dict.fromkeys(ctls, 0)
     out = {}
     for n in nodes:
-        for c in sorted(ctls, key=lambda c: (-weight(n, c), c)):
-            if load[c] < cap:
-                out[n] = c
-                load[c] += 1
-                break
+        ranked = sorted(ctls, key=lambda c: (-weight(n, c), c))
+        if reach is not None:
+            ranked = [c for c in ranked if n in reach.get(c, ())] or ranked
+        c = next((c for c in ranked if load[c] < cap), min(ranked, key=lambda c: load[c]))
+        out[n] = c
+        load[c] += 1
     return out

@@ -409,3 +409,15 @@ def _swallow(fn, *args, **kw):
         return fn(*args, **kw)
     except Exception:       # noqa: BLE001 - lock timeouts and the ended session, expected here
         return None
+
+
+def test_placement_gives_a_node_only_to_a_controller_that_reaches_it():
+    nodes = [f"node-{i}" for i in range(6)]
+    # c has just started: no switch has reconnected to it yet.
+    plan = placement.assign(nodes, ["a", "b", "c"], {"a": set(nodes), "b": set(nodes), "c": set()})
+    assert set(plan.values()) == {"a", "b"}
+    # Once c reaches them it gets its share.
+    plan = placement.assign(nodes, ["a", "b", "c"], {c: set(nodes) for c in "abc"})
+    assert sorted(list(plan.values()).count(c) for c in "abc") == [2, 2, 2]
+    # A node nobody reaches still has a place (its lease waits for a connection).
+    assert set(placement.assign(["lonely"], ["a", "b"], {"a": set(), "b": set()})) == {"lonely"}

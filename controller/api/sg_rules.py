@@ -11,15 +11,8 @@ from __future__ import annotations
 import netaddr
 
 from controller.api.l3_errors import BadRequest, NeutronError
+from controller.ip_protocols import PROTOCOLS, protocol_number  # noqa: F401 (part of this module's API)
 
-# Neutron's protocol names and their IP protocol numbers.
-PROTOCOLS = {
-    "ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1,
-    "igmp": 2, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58,
-    "icmpv6": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89,
-    "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136,
-    "vrrp": 112,
-}
 # Protocols whose port_range_min/max are ports (1..65535).
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}
 PORT_PROTOCOL_NAMES = ("tcp", "udp", "dccp", "sctp", "udplite")
@@ -138,14 +131,6 @@ def convert_ip_prefix(value):
         return str(netaddr.IPNetwork(value, expand_partial=False).cidr)
     except (netaddr.AddrFormatError, ValueError, TypeError):
         raise InvalidCIDR(input=value)
-
-
-def protocol_number(protocol: str | None) -> int | None:
-    if protocol is None:
-        return None
-    if protocol in PROTOCOLS:
-        return PROTOCOLS[protocol]
-    return int(protocol)
 
 
 # --- the rule as a whole ----------------------------------------------------------

@@ -39,6 +39,7 @@ from controller.openflow import reference as ofcodec
 from controller.openflow import wire as ofwire
 from controller.flows.flow import Flow, Meter
 from controller.flows.plan import SwitchPlan, apply_plan
+from controller.flows.tables import IntTable
 
 LOG = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ osken_patches.raw_flow_stats()
 
 REPLY_TIMEOUT_S = 30.0     # multipart / barrier replies
 BUNDLE_MIN = 32            # at least this many flow_mods: send them in one bundle
+# Security-group tables: a change there that both adds and removes (or
+# modifies) goes in one bundle however small, so no packet meets a half
+# old, half new rule set (controller/flows/security_groups.py).
+ACL_TABLES = frozenset({IntTable.INGRESS_ACL, IntTable.INGRESS_ACL_CT, IntTable.EGRESS_ACL,
+                        IntTable.EGRESS_ACL_CT})
 SEND_CHUNK = 1000          # messages per socket write (~150 KB of flow_mods)
 QUERY_TIMEOUT_S = 5.0      # read-only queries from the console / metrics
 QUERY_XID_BASE = 0xF0000000   # their xids: never mistaken for the worker's flow_mods
@@ -367,7 +373,7 @@ class SwitchSession:
             mods = ([(f, ofwire.ADD) for f in p.adds] + [(f, ofwire.MODIFY) for f in p.mods]
                     + [(f, ofwire.DELETE) for f in p.dels])
             job.count = len(mods)
-            job.bundle = len(mods) >= BUNDLE_MIN
+            job.bundle = len(mods) >= BUNDLE_MIN or _swaps_acl(p)
             job.first_xid = self._send_mods(sw, mods, job.bundle)
             job.barrier = self._barrier(sw)
             started.append(job)
@@ -476,3 +482,12 @@ class SwitchSession:
         with self._lock:
             errs = self._errors_by_dp.pop(dpid, [])
         return [x for x in errs if x >= first_xid]
+
+
+def _swaps_acl(plan) -> bool:
+    """Adds and removals (or modifies) together, one of them in a
+    security-group table."""
+    if not plan.adds or not (plan.dels or plan.mods):
+        return False
+    return any(f.bridge == "br-int" and f.table in ACL_TABLES
+               for f in (*plan.adds, *plan.dels, *plan.mods))

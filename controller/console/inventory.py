@@ -65,6 +65,7 @@ def load(db) -> Inventory:
                    for r in s.scalars(select(m.Router))}
         fips = {f.id: f.floating_ip_address for f in s.scalars(select(m.FloatingIP))}
         sgs = {g.id: g.name for g in s.scalars(select(m.SecurityGroup))}
+        rules = {r.id: rule_label(r, sgs) for r in s.scalars(select(m.SecurityGroupRule))}
     owners = OwnerIndex({
         "node": {i: n["hostname"] for i, n in nodes.items()},
         "network": {i: n["name"] for i, n in networks.items()},
@@ -72,5 +73,18 @@ def load(db) -> Inventory:
         "router": {i: r["name"] for i, r in routers.items()},
         "floatingip": fips,
         "security_group": sgs,
+        "security_group_rule": rules,
     })
     return Inventory(world, nodes, networks, ports, routers, owners)
+
+
+def rule_label(r, group_names: dict) -> str:
+    """"web: ingress tcp/22 from 10.0.0.0/8" (what a security-group flow's owner says)."""
+    proto = r.protocol or "any"
+    if r.port_range_min is not None:
+        proto += f"/{r.port_range_min}" + (f"-{r.port_range_max}" if r.port_range_max not in
+                                           (None, r.port_range_min) else "")
+    remote = r.remote_ip_prefix or (f"group {group_names.get(r.remote_group_id, r.remote_group_id)}"
+                                    if r.remote_group_id else "anywhere")
+    way = "from" if r.direction == "ingress" else "to"
+    return f"{group_names.get(r.security_group_id, '?')}: {r.direction} {r.ethertype} {proto} {way} {remote}"

@@ -22,9 +22,10 @@ KIND_TARGET = {
     "router": "router",
     "floatingip": "floatingip",
     "security_group": "security_group",
+    "security_group_rule": "security_group_rule",
     "metadata": "port",
 }
-PAGES = {"node", "network", "port", "router"}     # object kinds with a console page
+PAGES = {"node", "network", "port", "router", "security_group", "security_group_rule"}  # with a console page
 
 
 @dataclass(frozen=True)

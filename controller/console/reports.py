@@ -11,6 +11,7 @@ inventory.Inventory.
 from __future__ import annotations
 
 from controller.console import serves, switches, traceview
+from controller.flows import cookies
 from controller.flows.compiler import compile_node
 from controller.flows.flow import Flow, format_actions, format_match
 from controller.flows.trace import Outcome, table_name
@@ -92,6 +93,13 @@ def serving(inv, kind: str, oid: str):
 
         def keep(f, node_id, bridge):
             return f.cookie in own or any(serves.serves_port(f, m) for m in iface_marks)
+    elif kind == "security_group":
+        g = inv.world.security_groups[oid]
+        own = inv.owners.cookies_of("security_group", oid) | {
+            cookies.cookie("security_group_rule", r.id) for r in g.rules}
+
+        def keep(f, node_id, bridge):
+            return f.cookie in own
     else:
         raise ValueError(f"no flows are selected by {kind!r}")
     return keep

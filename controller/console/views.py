@@ -15,6 +15,7 @@ from flask import (Blueprint, abort, current_app, jsonify, redirect, render_temp
 from controller import channels, metrics
 from controller.console import auth, inventory, reports, serves, switches, topology, traceview
 from controller.console.reports import actions_text, flow_view, packet_text
+from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, format_match
 from controller.flows.trace import table_name
@@ -277,6 +278,31 @@ def router(router_id):
     keep = reports.serving(inv, "router", router_id)
     return render_template("resource.html", kind="router", obj=r, title=r["name"] or router_id,
                            ports=ifaces, switches=_flows_serving(inv, keep), inv=inv)
+
+
+@bp.route("/security_group/<sg_id>")
+def security_group(sg_id):
+    """The group's rules, its member ports and the flows its rules put on the switches."""
+    inv = _inv()
+    g = inv.world.security_groups.get(sg_id) or abort(404)
+    members = [inv.ports[p.id] for p in inv.world.ports.values() if sg_id in p.security_groups
+               and p.id in inv.ports]
+    rules = [inv.owners.resolve(cookies.cookie("security_group_rule", r.id)).name for r in g.rules]
+    obj = {"id": g.id, "name": g.name, "project_id": g.project_id}
+    return render_template("resource.html", kind="security group", obj=obj, title=g.name or sg_id,
+                           rules=rules, ports=sorted(members, key=inv.port_label),
+                           switches=_flows_serving(inv, reports.serving(inv, "security_group", sg_id)),
+                           inv=inv)
+
+
+@bp.route("/security_group_rule/<rule_id>")
+def security_group_rule(rule_id):
+    """A rule's flows are shown on its group's page."""
+    inv = _inv()
+    for g in inv.world.security_groups.values():
+        if any(r.id == rule_id for r in g.rules):
+            return redirect(url_for("console.security_group", sg_id=g.id))
+    abort(404)
 
 
 # --- drift, trace, topology, DHCP -------------------------------------------------------------

@@ -18,6 +18,7 @@ from controller.flows.l3 import compile_l3
 from controller.flows.metadata import compile_metadata
 from controller.flows.nat import compile_nat
 from controller.flows.pipeline import compile_pipeline
+from controller.flows.security_groups import compile_security_groups
 from controller.model.world import NodeInfo, World
 
 LOG = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ COMPILERS = [
     compile_l3,
     compile_nat,
     compile_metadata,
+    compile_security_groups,
 ]
 
 

@@ -19,6 +19,7 @@ OWNER_KINDS = {
     "floatingip": 0x06,
     "security_group": 0x07,
     "metadata": 0x08,
+    "security_group_rule": 0x09,   # the flows of one rule (security_groups.py)
 }
 KIND_NAMES = {v: k for k, v in OWNER_KINDS.items()}
 

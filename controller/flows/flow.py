@@ -17,7 +17,9 @@ Actions: a tuple of small tuples, applied in order:
     ("push_vlan", ethertype)     ("pop_vlan",)
     ("move", src_field, dst_field, n_bits)   NXM register move (ARP responder)
     ("dec_ttl",)
-    ("ct", opts)                 build it with ct(commit=, zone=, table=, nat={"flags": 1, "ipv4_min": .., "ipv4_max": ..})
+    ("ct", opts)                 build it with ct(commit=, zone=, table=, nat={"flags": 1, "ipv4_min": .., "ipv4_max": ..},
+                                 exec_=(("set_field", "ct_mark", 1),)); zone may be a register name
+    ("conjunction", id, k, n)    clause k (1-based) of n of conjunctive match id
     ("resubmit", port|None, table)  NX resubmit(port, table)
     ("meter", meter_id)          (an instruction in OF1.3; kept in order here)
     ("write_metadata", value, mask)  the write-metadata instruction
@@ -83,12 +85,19 @@ def dedupe(flows) -> list:
     return out
 
 
-def ct(commit: bool = False, zone: int = 0, table: int | None = None, nat: dict | None = None) -> tuple:
+def ct(commit: bool = False, zone: int | str = 0, table: int | None = None, nat: dict | None = None,
+       exec_: tuple = ()) -> tuple:
     """The conntrack action in its canonical (hashable, comparable) form.
+    zone: a number, or a register name ("reg5": the zone is its low 16 bits).
     nat: {"flags": NX_NAT_F_* bits (1 = SRC, 2 = DST), "ipv4_min": .., "ipv4_max": ..,
-    "proto_min": .., "proto_max": ..}; None for no NAT."""
+    "proto_min": .., "proto_max": ..}; None for no NAT.
+    exec_: actions on the connection, e.g. (("set_field", "ct_mark", 1),) (with commit)."""
     nat_t = tuple(sorted((k, v) for k, v in nat.items() if v not in (None, ""))) if nat is not None else None
-    return ("ct", (("commit", bool(commit)), ("nat", nat_t), ("table", table), ("zone", int(zone))))
+    opts = [("commit", bool(commit)), ("nat", nat_t), ("table", table),
+            ("zone", zone if isinstance(zone, str) else int(zone))]
+    if exec_:
+        opts.insert(1, ("exec", tuple(exec_)))
+    return ("ct", tuple(opts))
 
 
 @dataclass(frozen=True, order=True)
@@ -154,8 +163,12 @@ def format_actions(actions: Actions) -> str:
             out.append("CONTROLLER" + (f":{args[0]}" if args else ""))
         elif op == "write_metadata":
             out.append(f"write_metadata:{args[0]:#x}/{args[1]:#x}")
+        elif op == "conjunction":
+            out.append(f"conjunction({args[0]},{args[1]}/{args[2]})")
         elif op == "ct":
             opts = dict(args[0])
+            if "exec" in opts:
+                opts["exec"] = "(" + format_actions(opts["exec"]) + ")"
             bits = [k if v is True else f"{k}={v}" for k, v in sorted(opts.items())
                     if v not in (None, False)]
             out.append(f"ct({','.join(bits)})")

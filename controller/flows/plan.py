@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.flows.flow import Flow, Meter
+from controller.flows.security_groups import nodes_watching
 
 
 @dataclass
@@ -122,6 +123,8 @@ def affected_nodes(old, new, changes) -> set[str]:
                     out |= w.nodes_of_network(p.network_id)
                     # routers deliver into the network wherever it has a local VLAN
                     out |= {n for (n, nid) in w.local_vlans if nid == p.network_id}
+                    # ports whose rules name its groups as remote (membership)
+                    out |= nodes_watching(w, p.security_groups)
         elif c.kind in ("network", "subnet"):
             for w in (old, new):
                 net_id = c.id

@@ -50,14 +50,20 @@ class IntTable(Stage):
     DHCP = 21, "punt DHCP client packets to the controller (metered); ping the DHCP address", \
         ("METADATA",), "METADATA"
     METADATA = 22, "169.254.169.254 redirection to the metadata proxy", ("INGRESS_ACL",), "INGRESS_ACL"
-    INGRESS_ACL = 30, "security groups (from-port direction)", ("L3",), "L3"
+    INGRESS_ACL = 30, "security groups, from a VM port: its IP into the port's conntrack zone", \
+        ("INGRESS_ACL_CT", "L3"), "L3"
+    INGRESS_ACL_CT = 31, "security groups, from the port: conntrack state, the port's egress rules", \
+        ("L3",), DROP
     L3 = 40, "router MACs -> reg6 = router; external ingress: ARP, floating IPs, SNAT replies", \
         ("L3_ROUTE", "NAT"), "NAT"
     L3_ROUTE = 41, "(router, destination) -> rewrite MACs, dec_ttl, destination network; default route", \
         ("NAT", "L2_LOOKUP"), DROP
     NAT = 45, "SNAT / floating IP (gateway node)", ("L2_LOOKUP",), "L2_LOOKUP"
     L2_LOOKUP = 50, "(network, eth_dst) -> reg7 = local port or uplink; flooding", ("EGRESS_ACL",), DROP
-    EGRESS_ACL = 60, "security groups (to-port direction)", ("OUTPUT",), "OUTPUT"
+    EGRESS_ACL = 60, "security groups, to a VM port: its IP into the port's conntrack zone", \
+        ("EGRESS_ACL_CT", "OUTPUT"), "OUTPUT"
+    EGRESS_ACL_CT = 61, "security groups, to the port: conntrack state, the port's ingress rules", \
+        ("OUTPUT",), DROP
     OUTPUT = 70, "deliver reg7: untagged to VM ports, tagged with the local VLAN to patch ports", (), DROP
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from controller.flows import tables as t
+from controller.flows.conntrack_model import SG_TABLES, Conntrack, sg_drop_reason
 from controller.flows.flow import Flow
 
 MAX_HOPS = 64
@@ -50,6 +51,11 @@ _DROP_REASONS = {
     ("int", t.IntTable.L2_LOOKUP, 0): "no L2 path: a 'local' network or a network without uplink",
     ("int", t.IntTable.L2_LOOKUP, None): "the destination port is admin down",
     ("int", t.IntTable.OUTPUT, 0): "nothing to output to (reg7 unknown)",
+    ("int", t.IntTable.INGRESS_ACL, 310): "a VM may not act as a DHCP server or send router advertisements",
+    ("int", t.IntTable.INGRESS_ACL_CT, 300): "conntrack: an invalid packet, or a connection a rule change cut",
+    ("int", t.IntTable.EGRESS_ACL_CT, 300): "conntrack: an invalid packet, or a connection a rule change cut",
+    ("int", t.IntTable.INGRESS_ACL_CT, 10): "security group: the rule that allowed this connection is gone (connection cut)",
+    ("int", t.IntTable.EGRESS_ACL_CT, 10): "security group: the rule that allowed this connection is gone (connection cut)",
     ("tun", t.TunTable.CLASSIFY, 0): "unexpected ingress port on br-tun",
     ("tun", t.TunTable.TO_TUNNEL, 0): "no tunnel for this local VLAN (network not on any other host)",
     ("tun", t.TunTable.FROM_TUNNEL, 0): "unknown tunnel key",
@@ -119,7 +125,10 @@ class TraceError(AssertionError):
 # --- one bridge's tables ---------------------------------------------------------
 
 class FlowTable:
-    """One bridge's flow tables, with add/modify/delete semantics by key."""
+    """One bridge's flow tables, with add/modify/delete semantics by key.
+    Conjunctive matches as OVS does them: at one priority, flows whose only
+    actions are `conjunction` add their clauses; when every clause of an id
+    matched, the packet is looked up again with conj_id = that id."""
 
     def __init__(self, flows=()):
         self.flows: dict[tuple, Flow] = {}     # (table, priority, match) -> Flow
@@ -137,12 +146,41 @@ class FlowTable:
         return frozenset(self.flows.values())
 
     def lookup(self, table: int, pkt: dict) -> Flow | None:
-        best = None
-        for f in self.flows.values():
-            if f.table == table and matches(f.match, pkt):
-                if best is None or f.priority > best.priority:
-                    best = f
-        return best
+        hits = sorted((f for f in self.flows.values() if f.table == table and matches(f.match, pkt)),
+                      key=lambda f: -f.priority)
+        i = 0
+        while i < len(hits):
+            prio = hits[i].priority
+            same = [f for f in hits[i:] if f.priority == prio]
+            i += len(same)
+            plain = [f for f in same if not _is_conjunctive(f)]
+            if plain:
+                return plain[0]
+            clauses: dict[int, tuple[set, int]] = {}
+            for f in same:
+                for a in f.actions:
+                    seen, _n = clauses.setdefault(a[1], (set(), a[3]))
+                    seen.add(a[2])
+            for conj, (seen, n) in sorted(clauses.items()):
+                if len(seen) == n and "conj_id" not in pkt:
+                    found = self.lookup(table, dict(pkt, conj_id=conj))
+                    if found is not None:
+                        return found
+        return None
+
+
+_NOT_FORWARDING = {"set_field", "write_metadata", "push_vlan", "pop_vlan", "move", "dec_ttl", "meter"}
+
+
+def _forwards(f: Flow) -> bool:
+    """Does the flow send the packet anywhere (else it ends there: a drop,
+    e.g. ct(commit) that marks a connection and nothing after it)?"""
+    return not all(a[0] in _NOT_FORWARDING or (a[0] == "ct" and dict(a[1]).get("table") is None)
+                   for a in f.actions)
+
+
+def _is_conjunctive(f: Flow) -> bool:
+    return bool(f.actions) and all(a[0] == "conjunction" for a in f.actions)
 
 
 # --- several nodes joined -----------------------------------------------------------
@@ -158,6 +196,7 @@ class Fabric:
         self._loaded: set[str] = set()
         self.bridges: dict[tuple[str, str], FlowTable] = {}
         self.ip_to_node = {n.tunnel_ip: n.id for n in world.nodes.values() if n.tunnel_ip}
+        self.conntrack = Conntrack()        # kept across traces: send A->B, then B->A
         if not callable(flows):
             for node_id in flows:
                 self._tables_of(node_id)
@@ -216,9 +255,13 @@ class Fabric:
         while table is not None:
             f = tbl.lookup(table, pkt)
             tr.events.append(Step(depth, node, bridge, table, f, dict(pkt)))
-            if f is None or not f.actions:
-                tr.events.append(Outcome(depth, DROPPED, node, bridge, None, dict(pkt),
-                                         drop_reason(bridge, f, table)))
+            if f is None or not _forwards(f):
+                if f is not None and any(a[0] == "ct" for a in f.actions):
+                    self._apply(tr, tbl, node, bridge, in_port, pkt, f, hops, depth)   # ct(commit) then drop
+                reason = drop_reason(bridge, f, table)
+                if bridge == "br-int" and table in SG_TABLES and (f is None or f.priority == 0):
+                    reason = sg_drop_reason(self.world, node, table, pkt)
+                tr.events.append(Outcome(depth, DROPPED, node, bridge, None, dict(pkt), reason))
                 return
             table = self._apply(tr, tbl, node, bridge, in_port, pkt, f, hops, depth)
 
@@ -258,12 +301,15 @@ class Fabric:
                 pkt["nw_ttl"] = ttl - 1
             elif op == "resubmit":
                 self._run_table(tr, tbl, node, bridge, in_port, dict(pkt), a[2], hops + 1, depth + 1)
+            elif op == "conjunction":
+                return self._fail(tr, depth, node, bridge, None, pkt, "conjunction with other actions")
             elif op == "ct":
                 opts = dict(a[1])
+                state = self.conntrack.execute(node, pkt, opts)
                 if opts.get("table") is not None:
-                    # Recirculation: conntrack is not modelled; the packet is
-                    # taken as part of an established connection.
-                    pkt2 = dict(pkt, ct_state=pkt.get("ct_state", 0x22))
+                    # Recirculation: the packet continues there with the state conntrack gave it.
+                    pkt2 = dict(pkt, **state)
+                    pkt2.pop("conj_id", None)
                     self._run_table(tr, tbl, node, bridge, in_port, pkt2, opts["table"], hops + 1, depth + 1)
             else:
                 return self._fail(tr, depth, node, bridge, None, pkt, f"action not modelled: {a}")
@@ -279,8 +325,8 @@ class Fabric:
                 tr.events.append(Outcome(depth, DROPPED, node, bridge, port, dict(pkt),
                                          f"output to its ingress port {port}: OpenFlow does not send it back"))
             return
-        clean = {k: v for k, v in pkt.items() if k not in ("metadata", "in_port", "ct_state")
-                 and not k.startswith("reg")}
+        clean = {k: v for k, v in pkt.items() if k not in ("metadata", "in_port", "conj_id")
+                 and not k.startswith(("reg", "ct_"))}
         if bridge == "br-int":
             if port == t.INT_PATCH_TUN_OFPORT:
                 return self._process(tr, node, "br-tun", t.TUN_PATCH_INT_OFPORT, clean, hops + 1, depth)

@@ -33,8 +33,8 @@ from controller.model.allocation import (assign_local_vlans, metadata_indexes, s
 from controller.model.metadata_addresses import wants_metadata
 from controller.model.settings import Settings
 from controller.model.world import (FloatingIPInfo, NetworkInfo, NodeInfo, PortInfo, RouterGateway,
-                                    RouterInfo, RouterInterface, SubnetInfo, World,
-                                    needed_local_vlans)
+                                    RouterInfo, RouterInterface, SecurityGroupInfo,
+                                    SecurityGroupRuleInfo, SubnetInfo, World, needed_local_vlans)
 
 
 def load_world(session, allocate: bool = True, settings: Settings | None = None) -> World:
@@ -48,7 +48,8 @@ def load_world(session, allocate: bool = True, settings: Settings | None = None)
     existing = stored_local_vlans(session)
     l3 = dict(routers=routers, floatingips=fips, neighbours=neighbours.snapshot())
     world = World(nodes=nodes, networks=networks, subnets=subnets, ports=ports,
-                  settings=settings or model_settings.current(), **l3)
+                  settings=settings or model_settings.current(), **l3,
+                  security_groups=load_security_groups(session))
     if allocate:
         return _allocate(session, world, existing)
     return dataclasses.replace(world, local_vlans=existing, metadata_indexes=metadata_indexes(
@@ -116,19 +117,38 @@ def refresh_ports(session, world: World, port_ids) -> World:
 
 
 def _port_rows(session, ids: list[str]) -> list:
-    """Port rows with their fixed IPs, as plain SQL (the ORM's objects and
-    selectin loads cost several ms a round), shaped for _port()."""
+    """Port rows with their fixed IPs and groups, as plain SQL (the ORM's
+    objects and selectin loads cost several ms a round), shaped for _port()."""
     ips: dict[str, list] = {}
     for a in session.execute(_PORT_IPS, {"ids": ids}):
         ips.setdefault(a.port_id, []).append(a)
-    return [SimpleNamespace(**r._mapping, fixed_ips=ips.get(r.id, []))
+    groups: dict[str, list] = {}
+    for b in session.execute(_PORT_GROUPS, {"ids": ids}):
+        groups.setdefault(b.port_id, []).append(b)
+    return [SimpleNamespace(**r._mapping, fixed_ips=ips.get(r.id, []),
+                            security_groups=groups.get(r.id, []))
             for r in session.execute(_PORT_ROWS, {"ids": ids})]
+
+
+def load_security_groups(session) -> dict[str, SecurityGroupInfo]:
+    rules: dict[str, list] = {}
+    for r in session.scalars(select(m.SecurityGroupRule).order_by(m.SecurityGroupRule.id)):
+        rules.setdefault(r.security_group_id, []).append(SecurityGroupRuleInfo(
+            id=r.id, direction=r.direction, ethertype=r.ethertype or "IPv4", protocol=r.protocol,
+            port_range_min=r.port_range_min, port_range_max=r.port_range_max,
+            remote_ip_prefix=r.remote_ip_prefix, remote_group_id=r.remote_group_id))
+    return {g.id: SecurityGroupInfo(id=g.id, project_id=g.project_id, name=g.name or "",
+                                    rules=tuple(rules.get(g.id, ())))
+            for g in session.scalars(select(m.SecurityGroup))}
 
 
 # Built once: building the statements cost more than running them.
 _PT, _AT = m.Port.__table__, m.IPAllocation.__table__
 _PORT_IPS = (select(_AT.c.port_id, _AT.c.subnet_id, _AT.c.ip_address)
              .where(_AT.c.port_id.in_(bindparam("ids", expanding=True))).order_by(_AT.c.ip_address))
+_BT = m.PortSecurityGroup.__table__
+_PORT_GROUPS = select(_BT.c.port_id, _BT.c.security_group_id).where(
+    _BT.c.port_id.in_(bindparam("ids", expanding=True)))
 _PORT_ROWS = select(*[_PT.c[n] for n in (
     "id", "network_id", "project_id", "mac_address", "device_owner", "device_id", "admin_state_up",
     "port_security_enabled", "allowed_address_pairs", "host_id", "vif_type", "ofport")]).where(
@@ -167,7 +187,8 @@ def _port(p: m.Port, host_to_node: dict[str, str]) -> PortInfo:
                     admin_state_up=bool(p.admin_state_up),
                     port_security_enabled=bool(p.port_security_enabled),
                     allowed_address_pairs=pairs,
-                    node_id=node_id, ofport=p.ofport if node_id else None)
+                    node_id=node_id, ofport=p.ofport if node_id else None,
+                    security_groups=tuple(sorted(b.security_group_id for b in p.security_groups)))
 
 
 def _router(r: m.Router, ports: dict[str, PortInfo], subnets: dict[str, SubnetInfo]) -> RouterInfo:

@@ -16,7 +16,10 @@ from functools import cached_property
 from controller.model.settings import Settings
 
 
-ROUTER_ZONE_MIN, ROUTER_ZONES = 4096, 61000      # conntrack zones 4096..65095 for routers
+# Conntrack zones of one datapath: security groups use one zone per VM port,
+# its ofport (OVS numbers ports it picks itself 1..32767), routers' NAT the
+# upper half, so the two never meet.
+ROUTER_ZONE_MIN, ROUTER_ZONES = 32768, 32768     # conntrack zones 32768..65535 for routers
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,36 @@ class PortInfo:
     allowed_address_pairs: tuple[tuple[str, str], ...] = ()   # (ip or cidr, mac)
     node_id: str | None = None                 # where it is plugged (None: not plugged)
     ofport: int | None = None
+    security_groups: tuple[str, ...] = ()      # group ids, sorted
+
+
+@dataclass(frozen=True)
+class SecurityGroupRuleInfo:
+    """One rule as the API stores it (controller/api/sg_rules.py normalises it)."""
+    id: str
+    direction: str                             # "ingress" (to the port) | "egress" (from it)
+    ethertype: str                             # "IPv4" | "IPv6"
+    protocol: str | None = None                # name or number as text; None: any
+    port_range_min: int | None = None          # ports, or ICMP type
+    port_range_max: int | None = None          # ports, or ICMP code
+    remote_ip_prefix: str | None = None
+    remote_group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SecurityGroupInfo:
+    id: str
+    project_id: str
+    name: str
+    rules: tuple[SecurityGroupRuleInfo, ...] = ()   # by id
+
+    def __hash__(self):
+        """Hashed once: every port's memoized flows are keyed by its groups."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.id, self.project_id, self.name, self.rules))
+            object.__setattr__(self, "_hash", h)
+        return h
 
 
 @dataclass(frozen=True)
@@ -133,6 +166,7 @@ class World:
     # (network_id, ip) -> MAC resolved by the controller (external gateways)
     neighbours: dict[tuple[str, str], str] = field(default_factory=dict)
     settings: Settings = Settings()       # configuration the compilers depend on
+    security_groups: dict[str, SecurityGroupInfo] = field(default_factory=dict)
 
     def ports_on(self, node_id: str) -> list[PortInfo]:
         """Ports plugged into br-int of this node (bound, with an ofport)."""
@@ -195,7 +229,23 @@ class World:
         return [r for r in self.routers.values()
                 if any(i.network_id == network_id for i in r.interfaces)]
 
+    def group_members(self, group_id: str) -> tuple[str, ...]:
+        """The addresses (IPs and allowed-pair CIDRs, both versions) of the
+        ports in a group: what a rule with this remote_group_id admits."""
+        return self._group_members.get(group_id, ())
+
     # Indexes, built once per snapshot (a World is immutable).
+    @cached_property
+    def _group_members(self) -> dict[str, tuple[str, ...]]:
+        out: dict[str, set[str]] = {}
+        for p in self.ports.values():
+            if not p.security_groups:
+                continue
+            addrs = {ip for _s, ip in p.fixed_ips} | {ip for ip, _mac in p.allowed_address_pairs}
+            for g in p.security_groups:
+                out.setdefault(g, set()).update(addrs)
+        return {g: tuple(sorted(a)) for g, a in out.items()}
+
     @cached_property
     def _router_zones(self) -> dict[str, int]:
         """Stable without storage: a hash of the router id, probing upwards

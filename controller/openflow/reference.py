@@ -107,9 +107,11 @@ def encode_action(a: tuple):
     if op == "resubmit":
         return parser.NXActionResubmitTable(in_port=NX_IN_PORT if a[1] is None else a[1],
                                             table_id=a[2])
+    if op == "conjunction":
+        return parser.NXActionConjunction(clause=a[2] - 1, n_clauses=a[3], id_=a[1])
     if op == "ct":
         o = dict(a[1])
-        nat = []
+        nat = [encode_action(x) for x in o.get("exec", ())]
         if o.get("nat") is not None:
             n = dict(o["nat"])
             nat.append(parser.NXActionNAT(flags=n.get("flags", 0),
@@ -118,8 +120,13 @@ def encode_action(a: tuple):
                                           range_proto_min=n.get("proto_min"),
                                           range_proto_max=n.get("proto_max")))
         table = o.get("table")
+        zone = o.get("zone", 0)
+        if isinstance(zone, str):            # from a register: its bits 0..15
+            zone_src, zone_ofs_nbits = zone, nicira_ext.ofs_nbits(0, 15)
+        else:
+            zone_src, zone_ofs_nbits = "", zone
         return parser.NXActionCT(flags=nicira_ext.NX_CT_F_COMMIT if o.get("commit") else 0,
-                                 zone_src="", zone_ofs_nbits=o.get("zone", 0),
+                                 zone_src=zone_src, zone_ofs_nbits=zone_ofs_nbits,
                                  recirc_table=NX_CT_RECIRC_NONE if table is None else table,
                                  alg=0, actions=nat)
     raise ValueError(f"unknown action {a!r}")
@@ -186,15 +193,21 @@ def decode_action(a) -> tuple:
         return out
     if isinstance(a, parser.NXActionResubmitTable):
         return ("resubmit", None if a.in_port == NX_IN_PORT else a.in_port, a.table_id)
+    if isinstance(a, parser.NXActionConjunction):
+        return ("conjunction", a.id, a.clause + 1, a.n_clauses)
     if isinstance(a, parser.NXActionCT):
-        nat = None
+        nat, exec_ = None, []
         for inner in a.actions or ():
             if isinstance(inner, parser.NXActionNAT):
                 nat = {"flags": inner.flags, "ipv4_min": inner.range_ipv4_min or None,
                        "ipv4_max": inner.range_ipv4_max or None,
                        "proto_min": inner.range_proto_min, "proto_max": inner.range_proto_max}
-        return ct(commit=bool(a.flags & nicira_ext.NX_CT_F_COMMIT), zone=a.zone_ofs_nbits,
-                  table=None if a.recirc_table == NX_CT_RECIRC_NONE else a.recirc_table, nat=nat)
+            else:
+                exec_.append(decode_action(inner))
+        zone = _oxm_name(a.zone_src) if a.zone_src else a.zone_ofs_nbits
+        return ct(commit=bool(a.flags & nicira_ext.NX_CT_F_COMMIT), zone=zone,
+                  table=None if a.recirc_table == NX_CT_RECIRC_NONE else a.recirc_table, nat=nat,
+                  exec_=tuple(exec_))
     return ("unknown_action", type(a).__name__)
 
 

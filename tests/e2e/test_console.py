@@ -148,6 +148,12 @@ def test_every_page_renders_for_objects_without_switches(controller):
     assert "solo" in page(f"/network/{net['id']}") and "10.60.0.1" in page(f"/router/{router['id']}")
     assert "lonely" in page(f"/port/{port['id']}") and "not bound" in page(f"/port/{port['id']}")
     assert "not plugged" in page(f"/trace?port={port['id']}&dst=10.60.0.1")
+    # The port's security group: its rules and members (and a rule's page is its group's).
+    sg = api.get(f"/ports/{port['id']}")["port"]["security_groups"][0]
+    text = page(f"/security_group/{sg}")
+    assert "ingress IPv4 any from group default" in text and "lonely" in text, text
+    rule = api.get(f"/security-groups/{sg}")["security_group"]["security_group_rules"][0]["id"]
+    assert "ingress IPv4 any from group default" in page(f"/security_group_rule/{rule}")
     for path in ("/", "/drift", "/topology", "/dhcp", "/trace"):
         assert "quantum-controller" in page(path)
 

@@ -66,6 +66,15 @@ class Cloud:
         info = cli(self.url, "router", "show", "routerA")["external_gateway_info"]
         self.gw_ip = info["external_fixed_ips"][0]["ip_address"]
 
+    def open_to_outside(self, port_name):
+        """What a user does to reach a VM from outside: ingress rules (ping,
+        and TCP to the transfer port) in the port's security group."""
+        group = cli(self.url, "port", "show", port_name)["security_group_ids"][0]
+        cli(self.url, "security", "group", "rule", "create", group, "--ingress", "--protocol", "icmp",
+            "--remote-ip", "192.168.0.0/24")
+        cli(self.url, "security", "group", "rule", "create", group, "--ingress", "--protocol", "tcp",
+            "--dst-port", "5001", "--remote-ip", "192.168.0.0/24")
+
     def network(self, mode, name, cidr):
         args = ["--provider-network-type", "gre", "--provider-segment", next(_seg)]
         if mode == "vlan":
@@ -168,8 +177,10 @@ def test_routing_snat_and_floating_ip(cloud):
         # The outside cannot open connections to a VM without a floating IP.
         assert not ext.ping(vm1.ip, count=2, timeout=1)
 
-        # A floating IP for vm1: reachable from outside (ping, TCP), and vm1's
-        # own traffic leaves with the floating address.
+        # A floating IP for vm1: reachable from outside (ping, TCP, which its
+        # security group allows), and vm1's own traffic leaves with the
+        # floating address.
+        cloud.open_to_outside("vm1-port")
         fip = cli(cloud.url, "floating", "ip", "create", "net-ext")
         addr = fip["floating_ip_address"]
         cli(cloud.url, "floating", "ip", "set", "--port", "vm1-port", fip["id"], "--no-json")
@@ -270,6 +281,7 @@ def test_controller_restart_keeps_north_south_flowing(cloud):
     by an operator's flow, cookie 0, which the controller leaves alone)."""
     vm1 = cloud.vm(cloud.net1, cloud.hv1, "vm1")
     vm2 = cloud.vm(cloud.net2, cloud.hv2, "vm2")
+    cloud.open_to_outside("vm2-port")
     fip = cli(cloud.url, "floating", "ip", "create", "net-ext")
     addr = fip["floating_ip_address"]
     cli(cloud.url, "floating", "ip", "set", "--port", "vm2-port", fip["id"], "--no-json")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from controller.flows.trace import MAX_HOPS, WIRE_OFPORT, Fabric, FlowTable
 
 FakeTable = FlowTable
-__all__ = ["FakeTable", "FakeFabric", "MAX_HOPS", "WIRE_OFPORT", "make_world", "compile_all", "fabric"]
+__all__ = ["FakeTable", "FakeFabric", "MAX_HOPS", "WIRE_OFPORT", "make_world", "compile_all", "fabric",
+           "DEFAULT_SG", "group", "default_group"]
 
 
 class FakeFabric(Fabric):
@@ -22,13 +23,37 @@ class FakeFabric(Fabric):
 
 # --- building worlds by hand -------------------------------------------------
 
-def make_world(nodes, networks, ports, subnets=()):
-    """A World with local VLANs assigned the way load_world does."""
+DEFAULT_SG = "5ec00000-0000-4000-8000-000000000001"    # the tests' ports' group (port(sgs=...))
+
+
+def group(gid, *rules, name=""):
+    """A security group; rules as dicts of SecurityGroupRuleInfo fields."""
+    from controller.model.world import SecurityGroupInfo, SecurityGroupRuleInfo
+    return SecurityGroupInfo(id=gid, project_id="p1", name=name or gid[:8], rules=tuple(
+        SecurityGroupRuleInfo(id=f"{gid[:24]}{i:012x}", **r) for i, r in enumerate(rules, 1)))
+
+
+def default_group(gid=DEFAULT_SG):
+    """Neutron's default group: all egress, ingress from members of itself."""
+    return group(gid, *[{"direction": "egress", "ethertype": e} for e in ("IPv4", "IPv6")],
+                 *[{"direction": "ingress", "ethertype": e, "remote_group_id": gid}
+                   for e in ("IPv4", "IPv6")], name="default")
+
+
+def make_world(nodes, networks, ports, subnets=(), security_groups=None, **more):
+    """A World with local VLANs assigned the way load_world does. Groups the
+    ports name that are not given are default groups (default_group)."""
     from controller.model.allocation import assign_local_vlans
     from controller.model.world import World, needed_local_vlans
+    groups = {g.id: g for g in security_groups or ()}
+    for p in ports:
+        for gid in p.security_groups:
+            groups.setdefault(gid, default_group(gid))
     w = World(nodes={n.id: n for n in nodes}, networks={n.id: n for n in networks},
-              subnets={s.id: s for s in subnets}, ports={p.id: p for p in ports})
+              subnets={s.id: s for s in subnets}, ports={p.id: p for p in ports},
+              security_groups=groups, **more)
     return World(nodes=w.nodes, networks=w.networks, subnets=w.subnets, ports=w.ports,
+                 security_groups=w.security_groups, **more,
                  local_vlans=assign_local_vlans({}, needed_local_vlans(w)))
 
 

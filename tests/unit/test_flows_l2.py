@@ -9,7 +9,7 @@ from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.compiler import compile_node
 from controller.model.world import NetworkInfo, NodeInfo, PortInfo
-from tests.unit.fakeoftable import FakeTable, compile_all, fabric, make_world
+from tests.unit.fakeoftable import DEFAULT_SG, FakeTable, compile_all, fabric, make_world
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 
@@ -29,6 +29,10 @@ def net(name, typ="gre", seg=101, physnet=None, up=True, project="p1"):
 
 
 def port(network, node_, ofport, mac, ip, **kw):
+    """A VM port; with port security it is in the default group (as the API
+    makes it), unless sgs=(...) says otherwise."""
+    ps = kw.get("ps", True)
+    kw.setdefault("security_groups", kw.pop("sgs", (DEFAULT_SG,) if ps else ()))
     return PortInfo(id=str(uuid.uuid5(uuid.NAMESPACE_DNS, mac)), network_id=network.id,
                     project_id=network.project_id, mac=mac, fixed_ips=(("sub", ip),),
                     device_owner="compute:nova", device_id="vm", admin_state_up=kw.pop("up", True),

@@ -14,7 +14,7 @@ from controller.model.allocation import assign_local_vlans
 from controller.model.world import (FloatingIPInfo, NetworkInfo, NodeInfo, PortInfo,
                                     RouterGateway, RouterInfo, RouterInterface, SubnetInfo, World,
                                     needed_local_vlans)
-from tests.unit.fakeoftable import WIRE_OFPORT, compile_all, fabric
+from tests.unit.fakeoftable import DEFAULT_SG, WIRE_OFPORT, compile_all, default_group, fabric, group
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 EXT_GW_MAC = "00:00:5e:00:01:01"
@@ -50,11 +50,17 @@ def subnet(network, cidr, gw):
                       cidr=cidr, gateway_ip=gw, enable_dhcp=False)
 
 
-def vm_port(network, sub, node_, ofport, mac, ip):
+def vm_port(network, sub, node_, ofport, mac, ip, groups=(DEFAULT_SG,)):
     return PortInfo(id=_id("port-" + mac), network_id=network.id, project_id=network.project_id,
                     mac=mac, fixed_ips=((sub.id, ip),), device_owner="compute:nova", device_id="vm",
                     admin_state_up=True, port_security_enabled=True,
-                    node_id=node_.id if node_ else None, ofport=ofport if node_ else None)
+                    node_id=node_.id if node_ else None, ofport=ofport if node_ else None,
+                    security_groups=tuple(sorted(groups)))
+
+
+# What a user adds to reach a VM from outside: ingress from anywhere.
+OPEN_SG = _id("sg-open")
+OPEN = group(OPEN_SG, {"direction": "ingress", "ethertype": "IPv4", "remote_ip_prefix": "0.0.0.0/0"})
 
 
 def router_port(network, sub, ip, mac, router_id, owner="network:router_interface"):
@@ -72,7 +78,8 @@ def world(nodes, networks, subnets, ports, routers=(), fips=(), neighbours=None)
     w = World(nodes={n.id: n for n in nodes}, networks={n.id: n for n in networks},
               subnets={s.id: s for s in subnets}, ports={p.id: p for p in ports},
               routers={r.id: r for r in routers}, floatingips={f.id: f for f in fips},
-              neighbours=dict(neighbours or {}))
+              neighbours=dict(neighbours or {}),
+              security_groups={DEFAULT_SG: default_group(), OPEN_SG: OPEN})
     return dataclasses.replace(w, local_vlans=assign_local_vlans({}, needed_local_vlans(w)))
 
 
@@ -97,7 +104,9 @@ class Topo:
         self.rid = _id("routerA")
         self.n1, self.n2 = net("net1", mode, 101), net("net2", mode, 102)
         self.s1, self.s2 = subnet(self.n1, "10.0.0.0/24", "10.0.0.1"), subnet(self.n2, "10.0.1.0/24", "10.0.1.1")
-        self.a = vm_port(self.n1, self.s1, H1, 5, "fa:16:3e:00:00:0a", "10.0.0.10")
+        # a floating IP comes with an ingress rule for the world outside
+        self.a = vm_port(self.n1, self.s1, H1, 5, "fa:16:3e:00:00:0a", "10.0.0.10",
+                         (DEFAULT_SG, OPEN_SG) if fip else (DEFAULT_SG,))
         self.b = vm_port(self.n2, self.s2, H2, 5, "fa:16:3e:00:00:0b", "10.0.1.10")
         self.r1 = router_port(self.n1, self.s1, "10.0.0.1", "fa:16:3e:00:01:01", self.rid)
         self.r2 = router_port(self.n2, self.s2, "10.0.1.1", "fa:16:3e:00:01:02", self.rid)

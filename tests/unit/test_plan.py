@@ -119,7 +119,11 @@ def test_affected_nodes_of_a_port_a_network_and_anything_else():
     w2 = make_world([H1, H2, H3], [N1, N2], [A, moved, C])
     # where it was and is, and every node with a port on its network
     assert affected_nodes(w1, w2, [Change("port", B.id)]) == {H1.id, H2.id, H3.id}
-    assert affected_nodes(w1, w1, [Change("port", C.id)]) == {H3.id}
+    # C is a member of the default group that A's and B's ingress rules name
+    assert affected_nodes(w1, w1, [Change("port", C.id)]) == {H1.id, H2.id, H3.id}
+    lone = dataclasses.replace(C, security_groups=())
+    w3 = make_world([H1, H2, H3], [N1, N2], [A, B, lone])
+    assert affected_nodes(w3, w3, [Change("port", C.id)]) == {H3.id}
     assert affected_nodes(w1, w1, [Change("network", N1.id)]) == {H1.id, H2.id}
     assert affected_nodes(w1, w1, [Change("router", "r")]) == {H1.id, H2.id, H3.id}
     assert affected_nodes(w1, w1, []) == set()

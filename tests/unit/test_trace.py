@@ -11,7 +11,7 @@ from controller.flows.flow import Flow, match
 from controller.flows.trace import (CONTROLLER, DELIVERED, DROPPED, ERROR, Fabric, TraceError,
                                     table_name)
 from controller.model.world import NetworkInfo, NodeInfo, PortInfo, SubnetInfo
-from tests.unit.fakeoftable import compile_all, make_world
+from tests.unit.fakeoftable import DEFAULT_SG, compile_all, make_world
 
 
 def node(name, ip):
@@ -24,7 +24,8 @@ def port(net, where, ofport, mac, ip, owner="compute:nova"):
     return PortInfo(id=str(uuid.uuid5(uuid.NAMESPACE_DNS, mac)), network_id=net.id,
                     project_id="p1", mac=mac, fixed_ips=((SUB.id, ip),), device_owner=owner,
                     device_id="vm-" + mac[-2:], admin_state_up=True, port_security_enabled=True,
-                    node_id=where.id if where else None, ofport=ofport if where else None)
+                    node_id=where.id if where else None, ofport=ofport if where else None,
+                    security_groups=() if owner.startswith("network:") else (DEFAULT_SG,))
 
 
 H1, H2 = node("hv1", "172.31.0.1"), node("hv2", "172.31.0.2")

@@ -145,7 +145,7 @@ def member_flows(node_id: str, direction: str, refs: tuple) -> list[Flow]:
     # The same Flow objects round after round for unchanged members: a port
     # joining changes one flow, not the node's whole list (compiler.NodeCompiler).
     out = [_flow(side[2], PRIO_CONJ, m, tuple(sorted(set(acts))), cookie_of[m])
-           for m, acts in sorted(by_match.items())]
+           for m, acts in sorted(by_match.items(), key=lambda kv: repr(kv[0]))]
     for (_d, ethertype, group), _members in refs:
         out.append(_flow(side[2], PRIO_CONJ_ACCEPT,
                          match(conj_id=conj_id(direction, ethertype, group), eth_type=ETH[ethertype]),

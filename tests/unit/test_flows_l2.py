@@ -193,13 +193,17 @@ def test_allowed_address_pairs_and_port_security_disabled():
              allowed_address_pairs=(("10.0.0.50", "fa:16:3e:00:00:01"), ("10.1.0.0/24", "fa:16:3e:00:00:51")))
     b = port(n, H2, 6, "fa:16:3e:00:00:02", "10.0.0.2")
     c = port(n, H1, 7, "fa:16:3e:00:00:03", "10.0.0.3", ps=False)
-    fab = fabric(make_world([H1, H2], [n], [a, b, c]))
+    d = port(n, H2, 8, "fa:16:3e:00:00:04", "10.0.0.4", ps=False)
+    fab = fabric(make_world([H1, H2], [n], [a, b, c, d]))
     assert delivered(fab.send(H1.id, 5, ip_pkt(a.mac, b.mac, "10.0.0.50", "10.0.0.2"))) == at((H2.id, 6))
     assert delivered(fab.send(H1.id, 5, ip_pkt("fa:16:3e:00:00:51", b.mac, "10.1.0.9", "10.0.0.2"))) == at((H2.id, 6))
     assert delivered(fab.send(H1.id, 5, ip_pkt("fa:16:3e:00:00:51", b.mac, "10.2.0.9", "10.0.0.2"))) == []
     # the pair's MAC is delivered to the port, from another host too
     assert delivered(fab.send(H2.id, 6, ip_pkt(b.mac, "fa:16:3e:00:00:51", "10.0.0.2", "10.1.0.9"))) == at((H1.id, 5))
-    assert delivered(fab.send(H1.id, 7, ip_pkt("02:00:00:00:00:99", b.mac, "192.0.2.1", "10.0.0.2"))) == at((H2.id, 6))
+    # without port security any source goes (to a port that filters nothing either:
+    # b's default group admits only its members)
+    assert delivered(fab.send(H1.id, 7, ip_pkt("02:00:00:00:00:99", d.mac, "192.0.2.1", "10.0.0.4"))) == at((H2.id, 8))
+    assert delivered(fab.send(H1.id, 7, ip_pkt("02:00:00:00:00:99", b.mac, "192.0.2.1", "10.0.0.2"))) == []
 
 
 def test_admin_state_down_port_and_network_stop_traffic(mode):

@@ -6,6 +6,7 @@ import random
 import uuid
 
 from controller.flows import tables as t
+from controller.flows.compiler import compile_node
 from controller.flows.security_groups import port_range_masks
 from controller.flows.trace import DROPPED
 from tests.unit.fakeoftable import DEFAULT_SG, compile_all, default_group, fabric, group, make_world
@@ -234,6 +235,10 @@ def test_allowed_address_pairs_widen_membership():
     assert delivered(lab.fab, lab.c, from_vip) == [(H1.id, 5)]
     lab2 = Lab(c_groups=(DEFAULT_SG,))
     assert delivered(lab2.fab, lab2.c, from_vip) == []          # spoofed without the pair
+    # a CIDR pair next to plain addresses: members of both forms compile
+    lab3 = Lab(c_groups=(DEFAULT_SG,), allowed_address_pairs=(("10.0.1.0/24", MAC % 3),))
+    assert all(compile_node(lab3.world, h).complete for h in (H1, H2))
+    assert delivered(lab3.fab, lab3.c, tcp((lab3.c.mac, "10.0.1.7"), lab3.a)) == [(H1.id, 5)]
 
 
 def test_a_vm_cannot_be_a_dhcp_server():

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.flows.flow import Flow, Meter
-from controller.flows.security_groups import nodes_watching
+from controller.flows.security_groups import nodes_of_group, nodes_watching
 
 
 @dataclass
@@ -110,8 +110,9 @@ def apply_plan(plan: SwitchPlan, installed: dict | None, meters: dict | None) ->
 def affected_nodes(old, new, changes) -> set[str]:
     """The nodes whose flows a batch of changes (controller.events.Change)
     between two Worlds can touch: where the port is (was) plugged and every
-    node with a port on its network (br-tun unicast, ARP answers). Node
-    changes and kinds we do not know touch every node."""
+    node with a port on its network (br-tun unicast, ARP answers); for a
+    security group, where its members are plugged and the nodes whose rules
+    name it. Node changes and kinds we do not know touch every node."""
     out: set[str] = set()
     for c in changes:
         if c.kind == "port":
@@ -135,6 +136,11 @@ def affected_nodes(old, new, changes) -> set[str]:
                     net_id = sub.network_id
                 out |= w.nodes_of_network(net_id)
                 out |= {n for (n, nid) in w.local_vlans if nid == net_id}
+        elif c.kind == "security_group":
+            # a group or one of its rules: its members' nodes and the nodes
+            # whose rules name it as remote
+            for w in (old, new):
+                out |= nodes_of_group(w, c.id) | nodes_watching(w, [c.id])
         else:
             return set(old.nodes) | set(new.nodes)
     return out

@@ -286,3 +286,9 @@ def nodes_watching(world: World, group_ids) -> set[str]:
                 if any(r.remote_group_id in ids for r in g.rules)}
     return {p.node_id for p in world.ports.values()
             if p.node_id and p.ofport and watchers.intersection(p.security_groups)}
+
+
+def nodes_of_group(world: World, group_id: str) -> set[str]:
+    """Nodes where a port of the group is plugged."""
+    return {p.node_id for p in world.ports.values()
+            if p.node_id and p.ofport and group_id in p.security_groups}

@@ -8,7 +8,7 @@ from controller.events import Change
 from controller.flows.compiler import compile_node
 from controller.flows.flow import Flow, Meter, match
 from controller.flows.plan import affected_nodes, apply_plan, diff, plan_switch
-from tests.unit.fakeoftable import FakeFabric, make_world
+from tests.unit.fakeoftable import DEFAULT_SG, FakeFabric, make_world
 from tests.unit.test_flows_l2 import at, delivered, ip_pkt, net, node, port
 
 H1, H2, H3 = node("plan-h1", "192.0.2.11"), node("plan-h2", "192.0.2.12"), node("plan-h3", "192.0.2.13")
@@ -126,4 +126,7 @@ def test_affected_nodes_of_a_port_a_network_and_anything_else():
     assert affected_nodes(w3, w3, [Change("port", C.id)]) == {H3.id}
     assert affected_nodes(w1, w1, [Change("network", N1.id)]) == {H1.id, H2.id}
     assert affected_nodes(w1, w1, [Change("router", "r")]) == {H1.id, H2.id, H3.id}
+    # a security group (or its rules): where its members are, where rules name it
+    assert affected_nodes(w3, w3, [Change("security_group", DEFAULT_SG)]) == {H1.id, H2.id}
+    assert affected_nodes(w3, w3, [Change("security_group", "another")]) == set()
     assert affected_nodes(w1, w1, []) == set()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -195,13 +195,9 @@ class HaRoles(app_manager.OSKenApp):
 
     # --- os-ken handlers ---------------------------------------------------------------
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
-    @guarded
-    def _on_state(self, ev):
-        dp = ev.datapath
-        if dp.id is None:
-            return
-        if ev.state == MAIN_DISPATCHER:
+    @switch_session.on_connection
+    def _on_state(self, dp, up: bool):
+        if up:
             with self._lock:
                 self._switches[dp.id] = SwitchRole(dp)
             want = self._wanted_role(dp.id)

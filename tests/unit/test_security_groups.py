@@ -262,3 +262,18 @@ def test_a_security_group_change_that_swaps_flows_goes_in_one_bundle():
     assert not _swaps_acl(SwitchPlan(adds=[acl]))             # only adds: never half a rule set
     assert not _swaps_acl(SwitchPlan(dels=[acl]))
     assert not _swaps_acl(SwitchPlan(adds=[l2], dels=[l2]))   # no security-group flow
+
+
+def test_ipv6_rules_are_installed_too():
+    ssh6 = {"direction": "ingress", "ethertype": "IPv6", "protocol": "tcp",
+            "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "fe80::/10"}
+    lab = Lab([group(WEB, {"direction": "egress", "ethertype": "IPv6"}, ssh6, name="web")], c_groups=(WEB,))
+
+    def tcp6(dport):
+        return {"eth_src": lab.a.mac, "eth_dst": lab.c.mac, "eth_type": 0x86DD, "ipv6_src": "fe80::1",
+                "ipv6_dst": "fe80::3", "ip_proto": 6, "tcp_src": 40000, "tcp_dst": dport}
+    assert delivered(lab.fab, lab.a, tcp6(22)) == [(H2.id, 5)]
+    assert delivered(lab.fab, lab.a, tcp6(23)) == []
+    back = dict(tcp6(22), eth_src=lab.c.mac, eth_dst=lab.a.mac, ipv6_src="fe80::3", ipv6_dst="fe80::1",
+                tcp_src=22, tcp_dst=40000)
+    assert delivered(lab.fab, lab.c, back) == [(H1.id, 5)]        # the reply, through a's zone

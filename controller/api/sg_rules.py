@@ -11,7 +11,7 @@ from __future__ import annotations
 import netaddr
 
 from controller.api.l3_errors import BadRequest, NeutronError
-from controller.ip_protocols import PROTOCOLS, protocol_number  # noqa: F401 (part of this module's API)
+from controller.protocols import PROTOCOLS, protocol_number  # noqa: F401 (part of this module's API)
 
 # Protocols whose port_range_min/max are ports (1..65535).
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}

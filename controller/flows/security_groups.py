@@ -45,7 +45,7 @@ from controller.flows import cookies
 from controller.flows import tables as t
 from controller.flows.flow import Flow, ct, match
 from controller.flows.memo import latest_per, per_object
-from controller.ip_protocols import protocol_number
+from controller.protocols import protocol_number
 from controller.model.world import NodeInfo, PortInfo, SecurityGroupInfo, SecurityGroupRuleInfo, World
 
 T = t.IntTable

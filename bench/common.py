@@ -19,7 +19,8 @@ PREVIOUS_REV = "5b3d681"
 
 def serve(argv: list[str], apps=("controller.apps.reconciler",)) -> int:
     """quantum-controller with only the given apps, dumping the reconciler's
-    stats to <state dir>/stats.json every 50 ms (plus its RSS)."""
+    stats to <state dir>/stats.json every 50 ms (plus its RSS; with the HA app,
+    under "ha", the nodes it masters and the dpids that confirmed it MASTER)."""
     import signal
     import threading
 
@@ -33,6 +34,7 @@ def serve(argv: list[str], apps=("controller.apps.reconciler",)) -> int:
     ApiServer(rt).start()
     launcher.start(rt, apps=list(apps))
     rec = rt.apps["Reconciler"]
+    ha = rt.apps.get("HaRoles")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     path = os.path.join(cfg.get("DEFAULT.state_dir"), "stats.json")
@@ -40,6 +42,10 @@ def serve(argv: list[str], apps=("controller.apps.reconciler",)) -> int:
         st = rec.stats()
         st["rss_kb"] = rss_kb(os.getpid())
         st["threads"] = threading.active_count()
+        if ha is not None:
+            hs = ha.status()
+            st["ha"] = {"nodes_mastered": hs["nodes_mastered"], "mastership_changes": hs["mastership_changes"],
+                        "masters": [s["dpid"] for s in hs["switches"] if s["role"] == "master"]}
         with open(path + ".tmp", "w") as f:
             json.dump(st, f)
         os.replace(path + ".tmp", path)

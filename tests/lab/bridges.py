@@ -2,7 +2,10 @@
 ovs-vswitchd (own datapath-ids, datapath_type=netdev, fail_mode=secure,
 OpenFlow 1.3) in a namespace of our own, all reaching the controller on
 127.0.0.1 through one socat relay. Used by tests/e2e/test_reconciler.py (many
-switches connecting at once) and bench/bench_scale.py (100 hypervisors).
+switches connecting at once), bench/bench_scale.py (100 hypervisors) and
+bench/bench_ha_scale.py (the same across several controllers: given a list of
+OpenFlow ports, every bridge gets one controller target per port, each through
+its own relay, as node-bootstrap's repeated --controller does).
 
     with ManyBridges(60, controller.ofp_port) as mb:
         mb.dpids                  # {"br000": dpid, ...}
@@ -41,14 +44,15 @@ class ManyBridges:
     """ovsdb-server + one ovs-vswitchd in a netns with `n` bridges; close()
     (also on `with` exit) removes everything, even after a failure."""
 
-    def __init__(self, n: int, ofp_port: int, dpid_base: int = 0x5C00_0000_0000):
+    def __init__(self, n: int, ofp_port: int | list[int], dpid_base: int = 0x5C00_0000_0000):
         self.tag = "qs" + secrets.token_hex(3)
         self.dir = tempfile.mkdtemp(prefix=f"{self.tag}-", dir="/tmp")
         self.netns = self.tag
         self.env = ovs_env(self.dir)
         self.db = f"unix:{self.dir}/db.sock"
         self.n, self.ofp_port = n, ofp_port
-        self.socat: subprocess.Popen | None = None
+        self.ofp_ports = list(ofp_port) if isinstance(ofp_port, (list, tuple)) else [ofp_port]
+        self.relays: list[subprocess.Popen] = []
         self.dpids = {f"br{i:03d}": dpid_base + i for i in range(n)}
 
     def __enter__(self):
@@ -68,18 +72,25 @@ class ManyBridges:
         run("ip", "netns", "add", self.netns)
         run("ip", "-n", self.netns, "link", "set", "lo", "up")
         create_ovs(self.dir, self.netns)
-        self.socat = subprocess.Popen(
-            ["socat", f"UNIX-LISTEN:{self.dir}/ctl.sock,fork,unlink-early,backlog={RELAY_BACKLOG}",
-             f"TCP:127.0.0.1:{self.ofp_port},nodelay"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(lambda: os.path.exists(f"{self.dir}/ctl.sock"), 10, what="socat relay")
+        socks = []
+        for k, port in enumerate(self.ofp_ports):
+            # The first relay keeps its old name: ctl.sock.
+            sock = f"{self.dir}/ctl.sock" if k == 0 else f"{self.dir}/ctl{k}.sock"
+            self.relays.append(subprocess.Popen(
+                ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early,backlog={RELAY_BACKLOG}",
+                 f"TCP:127.0.0.1:{port},nodelay"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            wait_until(lambda sock=sock: os.path.exists(sock), 10, what="socat relay")
+            socks.append(sock)
         args = []
         for br, dpid in self.dpids.items():
+            ids = [f"@c{br}x{k}" for k in range(len(socks))]
             args += ["--", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
                      "fail_mode=secure", "protocols=OpenFlow13", f"other-config:datapath-id={dpid:016x}",
-                     "other-config:disable-in-band=true", f"controller=@c{br}",
-                     "--", f"--id=@c{br}", "create", "Controller", f"target=\"unix:{self.dir}/ctl.sock\"",
-                     f"max_backoff={MAX_BACKOFF_MS}"]
+                     "other-config:disable-in-band=true", f"controller={','.join(ids)}"]
+            for cid, sock in zip(ids, socks):
+                args += ["--", f"--id={cid}", "create", "Controller", f"target=\"unix:{sock}\"",
+                         f"max_backoff={MAX_BACKOFF_MS}"]
         self.vsctl("--timeout=120", *args)
         return self
 
@@ -87,7 +98,8 @@ class ManyBridges:
         return self._run("ovs-vsctl", f"--db={self.db}", *args)
 
     def connected(self) -> int:
-        """Bridges whose controller connection is up (OVS's own view)."""
+        """Controller connections that are up (OVS's own view): with one
+        controller port, the bridges connected; with k, up to n * k."""
         out = self.vsctl("--columns=is_connected", "--bare", "list", "Controller")
         return out.split().count("true")
 
@@ -115,10 +127,10 @@ class ManyBridges:
             return 0
 
     def close(self) -> None:
-        if self.socat is not None:
-            self.socat.kill()
-            self.socat.wait()
-            self.socat = None
+        for relay in self.relays:
+            relay.kill()
+            relay.wait()
+        self.relays = []
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
             kill_pidfile(f"{self.dir}/{daemon}.pid", daemon)
         netns_delete(self.netns)

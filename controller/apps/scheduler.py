@@ -36,7 +36,7 @@ from controller.db import models as m
 from controller.events import Change
 from controller.flows.compiler import NodeCompiler
 from controller.flows.plan import affected_nodes, plan_switch
-from controller.model.snapshot import allocate, allocation_needed, load_world, refresh_ports
+from controller.model.snapshot import allocate_stored, allocation_needed, load_world, refresh_ports
 from controller.model.world import World
 
 LOG = logging.getLogger(__name__)
@@ -340,7 +340,7 @@ class Scheduler:
             self._world_loaded_at = time.monotonic()
             self.full_loads += 1
         if allocation_needed(world, None if full else ports):
-            world = self.rt.db.run_in_transaction(allocate, world)
+            world = allocate_stored(self.rt.db, world)
         return world, full
 
     def _map_switches(self, world: World) -> dict[str, list[SwitchState]]:

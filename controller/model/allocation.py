@@ -4,7 +4,8 @@ pair with a plugged port (the LocalVlan table, Quantum's "lvm"), and a
 metadata source index per plugged VM port (the metadata_addresses table,
 controller/model/metadata_addresses.py). The assignments are pure
 functions; the `store_*` / `metadata_indexes` writers run inside the
-caller's write transaction so two allocations cannot collide.
+caller's write transaction (several controllers on PostgreSQL can still meet at a
+primary key: snapshot.allocate_stored retries the transaction).
 """
 from __future__ import annotations
 

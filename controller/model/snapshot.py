@@ -58,9 +58,17 @@ def load_world(session, allocate: bool = True, settings: Settings | None = None)
 
 def allocate(session, world: World) -> World:
     """`world` with the local VLANs and metadata indexes it needs allocated
-    (stored rows re-read here, inside the caller's write transaction, so
-    two allocations cannot collide)."""
+    (stored rows re-read here, inside the caller's write transaction;
+    allocate_stored retries when another controller's allocation met ours)."""
     return _allocate(session, world, stored_local_vlans(session))
+
+
+def allocate_stored(db, world: World) -> World:
+    """allocate() in its own write transaction. Several controllers on one
+    PostgreSQL may allocate the same pair at once (read committed): the primary
+    key refuses the second insert, and the retry re-reads the rows the first
+    one stored and keeps them."""
+    return db.run_in_transaction(allocate, world, retry_integrity=True)
 
 
 def _allocate(session, world: World, existing) -> World:

@@ -66,12 +66,12 @@ class WriteGate:
     send()/send_msg() below check it for every flow_mod, meter_mod, bundle
     message and packet-out of the process (the session's pushes, DHCP
     replies, L3 ARP requests and ICMP answers), whichever thread sends; reads
-    (stats, barriers, role requests) are never gated. Today one controller
-    owns every switch, so every switch is writable.
+    (stats, barriers, role requests) are never gated.
 
-    For HA (docs/HA.md): `policy` is a predicate dpid -> bool the HA app sets
-    (e.g. "the node of this switch has a lease generation now", from
-    controller/ha/mastership.py), and `deny(dpid)` stops every write to a
+    `policy` is a predicate dpid -> bool that the HA app (always loaded; a
+    lone controller holds every node's lease) sets: "the node of this switch
+    has a lease generation now and the switch confirmed us as master"
+    (controller/ha/mastership.py, docs/HA.md). `deny(dpid)` stops every write to a
     switch at once, e.g. on an IS_SLAVE error or a role-status message,
     until `allow(dpid)`. A push to a gated switch is not confirmed and
     leaves what the session believes the switch holds untouched."""

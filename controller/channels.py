@@ -35,7 +35,7 @@ REASONS = (REFUSED, TIMEOUT, UNREACHABLE, TLS, DROPPED, OPENFLOW, ERROR)
 @dataclass(frozen=True)
 class Failure:
     kind: str             # "ovsdb" | "openflow"
-    key: str              # ovsdb: node id; openflow: the peer's address without port
+    key: str              # ovsdb: node id; openflow: the peer's address (no port), reason and detail
     node: str             # hostname, "" when no registered node is known for the peer
     peer: str             # the remote we dial (ovsdb) or the switch's address (openflow)
     reason: str           # one of REASONS

@@ -228,7 +228,9 @@ class SwitchAcceptor:
         return SerializedTLSSocket(tls)
 
     def _failed(self, peer: str, reason: str, detail: str) -> None:
-        channels.FAILURES.failed("openflow", f"{peer} {reason}", node=self.node_at(peer),
+        # Keyed by what went wrong too: switches behind one address (NAT, a
+        # relay) that fail differently are separate rows, not one that flips.
+        channels.FAILURES.failed("openflow", f"{peer} {reason} {detail}", node=self.node_at(peer),
                                  peer=peer, reason=reason, detail=detail)
 
     def node_at(self, ip: str) -> str:

@@ -262,3 +262,24 @@ def test_metrics_count_failures_by_channel_and_reason_and_show_nodes_down():
     assert 'quantum_channel_failures_total{channel="openflow",reason="tls"} 1' in text
     assert 'quantum_ovsdb_channel_down{node="hv1",reason="tls"} 1' in text
     assert 'node="hv2"' not in text                  # recovered
+
+
+def test_two_switches_failing_differently_from_one_address_are_two_rows(certs, failures):
+    """Behind one address (a NAT, the lab's relays), a switch with a foreign
+    certificate and one speaking plain TCP stay two rows, whatever the order."""
+    acc = Accepting(tls_acceptor(certs))
+    with socket.create_connection(("127.0.0.1", acc.port)) as raw:
+        raw.sendall(bytes.fromhex("0400000800000001"))
+        assert acc.result() is None
+    acc = Accepting(tls_acceptor(certs))
+    client = client_context(certs["rogue"], trust=certs["controller"].ca_cert)
+    with socket.create_connection(("127.0.0.1", acc.port)) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with client.wrap_socket(raw) as s:
+                s.sendall(b"x")
+                s.recv(1)
+    assert acc.result() is None
+    details = [f.detail for f in failures.entries("openflow")]
+    assert len(details) == 2
+    assert any("does not speak TLS" in d for d in details)
+    assert any("certificate was refused" in d for d in details)

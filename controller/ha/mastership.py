@@ -11,7 +11,12 @@ the warm controllers (controller/ha/placement.py):
     placed controller does not take it, e.g. not connected to it): anyone
     connected takes it.
 A controller is warm `join_delay` seconds after its first heartbeat, so its
-switches have connected before nodes are handed to it.
+switches have connected before nodes are handed to it. Likewise a node whose
+switches reached us only just now (a new node, or every node at a cold
+start) is taken only once every warm controller reaches it or `join_delay`
+has passed: it then goes straight to its placed controller, instead of to
+whichever its switches reached first and on by a hand-over a moment later.
+A node we have reached for longer (a failover) is taken at once.
 
 `generation(node)` is the gate: the role generation while we may write to
 the node's switches, else None. It turns None by itself when the lease's
@@ -59,6 +64,7 @@ class Mastership:
         self._valid_until: dict[str, float] = {}   # node -> local monotonic deadline
         self._last_write = float("-inf")
         self._handed_over: dict[str, float] = {}   # node -> when (no orphan take-back for a while)
+        self._reached_since: dict[str, float] = {}  # node -> when its switches reached us
         self.view: View | None = None
         self.changes = 0                           # gained + lost (metrics)
 
@@ -110,7 +116,10 @@ class Mastership:
                     if n in self._held:
                         self._valid_until[n] = t0 + self.duration
         self._expire_local()
-        self._place(view, None if reachable is None else set(reachable))
+        if reachable is not None:
+            reachable = set(reachable)
+            self._reached_since = {n: self._reached_since.get(n, t0) for n in reachable}
+        self._place(view, reachable)
         return view
 
     def _taken(self, view: View, node_id: str, gen: int) -> bool:
@@ -159,8 +168,16 @@ class Mastership:
             orphan = lease is not None and lease.holder is not None and \
                 lease.expires_at <= view.now - self.duration
             recently_given = now_local - self._handed_over.get(node_id, float("-inf")) < 10 * self.duration
-            if want == self.me or want is None or (orphan and not recently_given):
+            if (want == self.me or want is None or (orphan and not recently_given)) \
+                    and (reachable is None or self._settled(node_id, view, warm)):
                 self._acquire(node_id)
+
+    def _settled(self, node_id: str, view: View, warm: list[str]) -> bool:
+        """Whether a node whose lease is free may be placed now: every warm
+        controller reaches it, or it has reached us for `join_delay`."""
+        if all(node_id in view.reach.get(c, ()) for c in warm if c != self.me):
+            return True
+        return self.clock() - self._reached_since.get(node_id, self.clock()) >= self.join_delay
 
     def _acquire(self, node_id: str) -> None:
         t0 = self.clock()

@@ -228,8 +228,7 @@ def test_each_switch_has_one_master_that_the_switch_confirms(cluster, lab_factor
     lab = lab_factory(2, controllers=ctls)
     for hv in lab.hvs:
         dpids = hv_dpids(hv)
-        wait_until(lambda: one_master(ctls, dpids), 20, what=f"one master for {hv.name}")
-        master = one_master(ctls, dpids)
+        master = wait_until(lambda: one_master(ctls, dpids), 20, what=f"one master for {hv.name}")
         idx = int(master.split("-")[1])
         # OVSDB's view: the relay ctl<idx>.sock leads to the master.
         def ovs_roles():
@@ -276,8 +275,7 @@ def test_a_paused_master_wakes_to_find_its_writes_refused(cluster, lab_factory):
     lab = lab_factory(1, controllers=ctls + [raw])
     hv = lab.hvs[0]
     dpids = hv_dpids(hv)
-    wait_until(lambda: one_master(ctls, dpids), 20, what="one master")
-    a = by_id(ctls, one_master(ctls, dpids))
+    a = by_id(ctls, wait_until(lambda: one_master(ctls, dpids), 20, what="one master"))
     b = next(c for c in ctls if c is not a)
     api_b = Api(b.url)
     node = node_id_of(api_b, hv)
@@ -419,8 +417,7 @@ def test_a_write_on_a_slave_is_served_at_once_by_the_masters_dhcp(cluster, lab_f
     lab = lab_factory(1, controllers=ctls)
     hv = lab.hvs[0]
     dpids = hv_dpids(hv)
-    wait_until(lambda: one_master(ctls, dpids), 20, what="one master")
-    master = by_id(ctls, one_master(ctls, dpids))
+    master = by_id(ctls, wait_until(lambda: one_master(ctls, dpids), 20, what="one master"))
     slave = next(c for c in ctls if c is not master)
     api = Api(slave.url)
     net = network_with_subnet(api, "ha-dhcp", "10.6.0.0/24")

@@ -421,3 +421,47 @@ def test_placement_gives_a_node_only_to_a_controller_that_reaches_it():
     assert sorted(list(plan.values()).count(c) for c in "abc") == [2, 2, 2]
     # A node nobody reaches still has a place (its lease waits for a connection).
     assert set(placement.assign(["lonely"], ["a", "b"], {"a": set(), "b": set()})) == {"lonely"}
+
+
+def test_a_new_node_waits_for_its_placed_controller_instead_of_moving_twice(pg_url):
+    """Switches connect to the controllers one after the other: a node that
+    reached only the controller it is not placed on is left alone until its
+    placed controller reaches it too (no take-over and hand-over a moment
+    later), and taken by the one that reaches it once `join_delay` passed."""
+    rec = Recorder()
+    made = [make_controller(pg_url, f"ctl-{i}", rec, duration=0.6, join_delay=0.5) for i in range(2)]
+    (db, _), mss = made[0], [ms for _d, ms in made]
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 0.6:       # both heartbeat until warm
+            for ms in mss:
+                ms.tick(set())
+            time.sleep(0.05)
+        [node] = add_nodes(db, 1)
+        placed = max(mss, key=lambda ms: (placement.weight(node, ms.me), ms.me))
+        early = next(ms for ms in mss if ms is not placed)
+        for _ in range(4):                       # 0.2 s: only `early` reaches the node
+            early.tick({node})
+            placed.tick(set())
+            time.sleep(0.05)
+        assert holders(mss) == {}
+        deadline = time.monotonic() + 5
+        while holders(mss) == {} and time.monotonic() < deadline:
+            placed.tick({node})
+            early.tick({node})
+            time.sleep(0.05)
+        assert holders(mss) == {node: placed.me} and early.changes == 0
+
+        [lonely] = add_nodes(db, 1, prefix="lonely")
+        t0 = time.monotonic()
+        while lonely not in holders(mss) and time.monotonic() < t0 + 5:
+            for ms in mss:                       # one controller only ever reaches it
+                ms.tick({node, lonely} if ms is early else {node})
+            time.sleep(0.05)
+        assert holders(mss)[lonely] == early.me and time.monotonic() - t0 >= 0.5
+    finally:
+        for ms in mss:
+            ms.stop()
+        for d, _ms in made:
+            d.dispose()
+    rec.check()

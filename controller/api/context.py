@@ -64,6 +64,8 @@ def from_headers(headers, policy) -> Context:
 
 
 UNAUTHENTICATED = "The request you have made requires authentication."
+KEYSTONE_UNAVAILABLE = "The Keystone service is temporarily unavailable."
+KEYSTONE_UNAVAILABLE_ENV = "quantum.keystone_unavailable"   # set by api/keystone.py
 
 
 def from_token(environ, policy) -> Context:
@@ -72,6 +74,8 @@ def from_token(environ, policy) -> Context:
     plugin = environ.get("keystone.token_auth")
     if (environ.get("HTTP_X_IDENTITY_STATUS") != "Confirmed" or plugin is None
             or not plugin.has_user_token):
+        if environ.get(KEYSTONE_UNAVAILABLE_ENV):
+            raise errors.ServiceUnavailable(KEYSTONE_UNAVAILABLE)
         raise errors.HTTPUnauthorized(UNAUTHENTICATED)
     token = plugin.user
     ctx = Context(project_id=token.project_id, user_id=token.user_id,

@@ -11,13 +11,17 @@ token (with its service user, against Keystone's /v3/auth/tokens), caches the
 answer (`token_cache_time`, in memory or memcached) and marks the request; the
 API then answers 401 itself, in Neutron's error shape
 (controller.api.context.from_token). One AuthProtocol serves the API and the
-console so they share one token cache.
+console so they share one token cache. When Keystone cannot be reached,
+auth_token (in that mode) calls the token invalid; we mark the request
+(context.KEYSTONE_UNAVAILABLE_ENV) and the API answers 503, as
+neutron-server does, not 401.
 """
 from __future__ import annotations
 
 import io
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,7 +67,6 @@ def _oslo_conf(cfg):
 
 class Keystone:
     def __init__(self, cfg):
-        from keystonemiddleware import auth_token
         for name in ("auth_url", "username", "password"):
             if not cfg.get(f"{GROUP}.{name}"):
                 raise ValueError(f"auth_strategy = keystone needs [{GROUP}] {name}")
@@ -71,8 +74,7 @@ class Keystone:
                            or cfg.get(f"{GROUP}.auth_url")).rstrip("/")
         self.verify = (False if cfg.get(f"{GROUP}.insecure")
                        else cfg.get(f"{GROUP}.cafile") or True)
-        self.protocol = auth_token.AuthProtocol(lambda env, sr: env[_NEXT](env, sr),
-                                                {"oslo_config_config": _oslo_conf(cfg)})
+        self.protocol = _protocol_class()(_handed_on, {"oslo_config_config": _oslo_conf(cfg)})
         self.recent = RecentTokens(cfg.get(f"{GROUP}.token_cache_time"))
 
     def protect(self, app):
@@ -83,6 +85,7 @@ class Keystone:
             token = environ.get("HTTP_X_AUTH_TOKEN")
             if token and recent.admit(token, environ):
                 return app(environ, start_response)
+            _unreachable.seen = False
             environ[_NEXT] = app
             result = protocol(environ, start_response)
             if token:
@@ -103,6 +106,7 @@ class Keystone:
                    "SERVER_NAME": "console", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
                    "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(),
                    "HTTP_X_AUTH_TOKEN": token, _NEXT: capture}
+        _unreachable.seen = False
         for _ in self.protocol(environ, lambda *a, **k: None):
             pass
         try:
@@ -137,6 +141,34 @@ class Keystone:
         except OSError as e:
             LOG.error("console login: cannot reach Keystone at %s: %s", self.public_url, e)
             raise
+
+
+_unreachable = threading.local()       # .seen: this thread's last token check could not reach Keystone
+
+
+def _handed_on(environ, start_response):
+    """The app auth_token calls: marks a request whose token could not be checked."""
+    if getattr(_unreachable, "seen", False):
+        environ[contexts.KEYSTONE_UNAVAILABLE_ENV] = True
+    return environ[_NEXT](environ, start_response)
+
+
+def _protocol_class():
+    from keystoneauth1 import exceptions as ksa
+    from keystonemiddleware.auth_token import AuthProtocol
+    from keystonemiddleware.auth_token import _exceptions as ksm
+    down = (ksa.ConnectFailure, ksa.DiscoveryFailure, ksa.RequestTimeout, ksm.ServiceError)
+
+    class Protocol(AuthProtocol):
+        def fetch_token(self, token, **kwargs):
+            try:
+                return super().fetch_token(token, **kwargs)
+            except ksm.InvalidToken as e:
+                # delay_auth_decision turns "Keystone unreachable" into InvalidToken
+                if isinstance(e.__context__, down):
+                    _unreachable.seen = True
+                raise
+    return Protocol
 
 
 class RecentTokens:

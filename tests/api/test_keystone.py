@@ -244,6 +244,25 @@ def test_start_up_log_names_the_strategy(controller, kctl):
         kctl.log_text()
 
 
+def test_a_token_that_cannot_be_checked_gets_503_not_401(tmp_path):
+    """Keystone unreachable (nothing listens at its address): neutron-server
+    answers 503, so a client retries instead of believing its token bad."""
+    from types import SimpleNamespace
+    from tests.support.keystone import controller_ini
+    ini = controller_ini(tmp_path / "q.conf", SimpleNamespace(url="http://127.0.0.1:1/v3"))
+    c = ControllerProcess(str(tmp_path / "state"), args=["--config-file", ini])
+    c.start()
+    try:
+        r = TokenHttp(c.url, "gAAAAABnot-checkable").get("/v2.0/networks")
+        assert r.status == 503, r.body
+        assert r.body == {"NeutronError": {"type": "ServiceUnavailable", "detail": "",
+                                           "message": "The Keystone service is temporarily unavailable."}}
+        assert_401(TokenHttp(c.url, None).get("/v2.0/networks"))       # no token: nothing to check
+        assert "Unable to validate token" in c.log_text()
+    finally:
+        c.stop()
+
+
 def test_keystone_without_its_options_does_not_start(tmp_path):
     c = ControllerProcess(str(tmp_path / "state"), args=["--auth-strategy", "keystone"])
     with pytest.raises(RuntimeError, match=r"needs \[keystone_authtoken\] auth_url"):

@@ -328,13 +328,16 @@ class DhcpLoop(threading.Thread):
         self.stop = threading.Event()
         self.answered = 0
         self.failed = 0
+        self.failed_at: list[str] = []        # when each failed attempt started (the logs' format)
 
     def run(self):
         while not self.stop.is_set():
+            t0 = time.time()
             if self.vm.dhcp(timeout=1, tries=3):
                 self.answered += 1
             else:
                 self.failed += 1
+                self.failed_at.append(time.strftime("%H:%M:%S", time.localtime(t0)) + f",{int(t0 % 1 * 1000):03d}")
             self.stop.wait(0.2)
 
 
@@ -426,7 +429,8 @@ def test_failover_under_traffic_loses_nothing(cluster, lab_factory, n, tmp_path)
     assert set(lost) == at_plug and len(at_plug) <= len(plugs), \
         f"{len(lost)} of {sent} pings lost (seq, after; * during a plug): " \
         f"{[(n, when[n] + ('*' if n in at_plug else '')) for n in lost[:20]]}"
-    assert renewer.failed == 0 and renewer.answered >= 10, (renewer.answered, renewer.failed)
+    assert renewer.failed == 0 and renewer.answered >= 10, \
+        f"{renewer.answered} renewals answered, {renewer.failed} failed (started at {renewer.failed_at})"
     assert all(lease and lease.get("ip") for _vm, lease in made), made
     # Every controller's API says the same.
     def ports(c):

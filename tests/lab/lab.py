@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tests.lab.hypervisor import Hypervisor
 from tests.lab.proc import BASE_DIR, destroy_lab_dir, run, sweep_stale_labs
 from tests.lab.vm import TCPXFER, VM
+from tests.support.controller import free_port
 
 UDHCPC_HOOK = """#!/bin/sh
 # Private udhcpc hook: configure eth0 and record the lease for the test.
@@ -31,12 +31,6 @@ case "$1" in
 esac
 exit 0
 """
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Lab:
@@ -108,7 +102,7 @@ class Lab:
     def _start_hv(self, hv: Hypervisor):
         hv.create()
         if self.ovsdb_tcp:
-            hv.ovsdb_tcp_port = _free_tcp_port()
+            hv.ovsdb_tcp_port = free_port()
         if self.tls is not None:
             hv.tls = self.tls.issue(hv.hostname)
         hv.start_relays([c.ofp_port for c in self.controllers])

@@ -32,7 +32,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_scale import populate, register_nodes, threads  # noqa: E402
+from bench_scale import add_lab_options, populate, register_nodes, threads  # noqa: E402
 from common import load, make_controller, rng, rss_kb, serve, wait  # noqa: E402
 
 from tests.lab.bridges import ManyBridges  # noqa: E402
@@ -79,9 +79,7 @@ def cold(ctls, sw: ManyBridges, dpids: set[str]) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--nodes", type=int, default=100)
-    ap.add_argument("--ports-on", type=int, default=50, help="nodes that get VM ports")
-    ap.add_argument("--ports-per-node", type=int, default=10)
+    add_lab_options(ap)
     ap.add_argument("--controllers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the state dirs (controller logs) at the end")

@@ -143,11 +143,16 @@ def cold_and_restart(c, sw: ManyBridges, ours: bool) -> dict:
     return r
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def add_lab_options(ap) -> None:
+    """The lab's shape, shared with bench_ha_scale.py."""
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--ports-on", type=int, default=50, help="nodes that get VM ports")
     ap.add_argument("--ports-per-node", type=int, default=10)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    add_lab_options(ap)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--previous", default=PREVIOUS_REV, help="git revision to compare with, or 'none'")
     ap.add_argument("--keep", action="store_true", help="keep the state dir (controller log) at the end")

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 import tests.lab
-from tests.e2e.test_l2 import Env
+from tests.e2e.test_l2 import Env, mode  # noqa: F401 (the gre/vlan fixture)
 from tests.e2e.test_l3 import Cloud, cli, seen_as, WHOAMI_PORT
 from tests.e2e.test_reconciler import Api
 from tests.lab.fixtures import lab_factory  # noqa: F401
@@ -68,11 +68,6 @@ def servers():
     s = Servers()
     yield s
     s.stop()
-
-
-@pytest.fixture(params=["gre", "vlan"])
-def mode(request):
-    return request.param
 
 
 @pytest.fixture
